@@ -1,0 +1,1 @@
+"""The simulated tabletop: world, renderer, goals, scenarios, task families, expert, SimRobot."""
