@@ -10,6 +10,9 @@ import numpy as np
 
 from edgeagent.camera import CameraModel
 
+#: ``Observation.holding`` of a backend that cannot tell what the gripper holds.
+UNKNOWN = "unknown"
+
 #: Where a plan came from.
 SOURCES = ("local", "remote", "cache", "expert")
 
@@ -22,7 +25,8 @@ class Observation:
     image: np.ndarray
     # Intrinsics/extrinsics of the camera that took ``image``; maps pixels to table points.
     camera: CameraModel
-    # Name of what the gripper holds ("red block"), None when empty or unknown.
+    # Name of what the gripper holds ("red block"); None when empty; UNKNOWN when the backend cannot tell
+    # (then preconditions such as "place needs something held" are left to the robot).
     holding: str | None = None
     # Capture time, seconds since the epoch.
     stamp: float = field(default_factory=time.time)

@@ -18,6 +18,6 @@ def run(args) -> int:
     if args.config:
         from edgeagent.robot_config import load_robot_config
 
-        reg = load_robot_config(args.config).registry()
+        reg = load_robot_config(args.config).registry(args.config)
     print(json.dumps(reg.json_schema(), indent=2))
     return 0

@@ -1,0 +1,48 @@
+"""``edgeagent eval FILE... --planner NAME``: score a planner on scenario files in the simulator."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="run scenario files closed loop in the simulator and print a success table")
+    p.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files (DESIGN §9)")
+    p.add_argument("--planner", default="expert",
+                   help="model | expert | remote | auto | local | hedge (default: expert)")
+    p.add_argument("--model", help="model folder (planner.onnx + manifest.json); default: the shipped one")
+    p.add_argument("--connect", help="offload server endpoint for remote/auto, e.g. tcp://127.0.0.1:5557")
+    p.add_argument("--deadline-ms", type=float, default=None, help="deadline per plan request")
+    p.add_argument("--grasp-failure", type=float, default=0.0,
+                   help="probability that a grasp fails, to exercise re-planning (default 0)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write results as JSON here")
+    p.add_argument("--quiet", action="store_true", help="only the per-family table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edgeagent.errors import ConfigError
+    from edgeagent.harness import (PlannerContext, evaluate, format_table, make_planner, summarize,
+                                   write_json_atomic)
+    from edgeagent.sim.scenario import load_scenarios
+
+    if not 0.0 <= args.grasp_failure <= 1.0:
+        raise ConfigError(f"--grasp-failure must be in [0, 1], got {args.grasp_failure}")
+    scenarios = load_scenarios(args.files)  # validates everything before anything runs
+    make = make_planner(args.planner, PlannerContext(args.model, args.connect, args.deadline_ms))
+
+    def progress(i, n, elapsed, res):
+        if sys.stderr.isatty() or i == n or i % 25 == 0:
+            eta = elapsed / i * (n - i)
+            print(f"\r[{i}/{n}] {elapsed:.0f}s elapsed, ETA {eta:.0f}s  last: {res.name} "
+                  f"{'ok' if res.success else 'FAILED'}\033[K", end="" if i < n else "\n", file=sys.stderr)
+
+    results = evaluate(scenarios, make, grasp_failure=args.grasp_failure, progress=progress)
+    summary = summarize(results)
+    print(format_table(results, summary, per_scenario=not args.quiet))
+    if args.json_out:
+        write_json_atomic(args.json_out, {"planner": args.planner, "files": args.files,
+                                          "grasp_failure": args.grasp_failure, "summary": summary,
+                                          "scenarios": [r.to_dict() for r in results]})
+        print(f"wrote {args.json_out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,197 @@
+"""Scoring planners on scenario files in the simulator, closed loop as on a robot (DESIGN §9).
+
+A planner is chosen by name from ``PLANNERS`` (a dict of factories). A factory gets a
+``PlannerContext`` and returns a callable that makes the planner for one scenario: the expert needs
+each scenario's goal and world, a model planner is loaded once and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeagent.errors import ConfigError
+from edgeagent.executor import Executor, RunResult
+from edgeagent.types import Planner
+
+
+@dataclass(frozen=True)
+class PlannerContext:
+    """What a planner factory may use: CLI options and the model/offload settings."""
+
+    # Folder of a model (planner.onnx + manifest.json); None = the shipped default.
+    model: str | None = None
+    # Offload server endpoint for remote/auto planners.
+    connect: str | None = None
+    # Deadline per plan request, milliseconds.
+    deadline_ms: float | None = None
+    # Extra options a factory understands (e.g. confidence threshold).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+#: Makes a planner for one scenario, given the scenario and its live SimRobot.
+ScenarioPlanner = Callable[[Any, Any], Planner]
+
+
+def _expert(ctx: PlannerContext) -> ScenarioPlanner:
+    from edgeagent.sim.expert import ExpertPlanner
+
+    return lambda scenario, robot: ExpertPlanner(robot.world, scenario.bound_goal(robot.world))
+
+
+def _model(ctx: PlannerContext) -> ScenarioPlanner:
+    from edgeagent.models.runtime import ModelPlanner, default_model_dir
+
+    planner = ModelPlanner(ctx.model or default_model_dir())
+    return lambda scenario, robot: planner
+
+
+#: Planner name -> factory. Later parts register more ("remote", "auto") with ``register_planner``.
+PLANNERS: dict[str, Callable[[PlannerContext], ScenarioPlanner]] = {"expert": _expert, "model": _model}
+
+
+def register_planner(name: str, factory: Callable[[PlannerContext], ScenarioPlanner]) -> None:
+    if name in PLANNERS:
+        raise ValueError(f"planner {name!r} is already registered")
+    PLANNERS[name] = factory
+
+
+def make_planner(name: str, ctx: PlannerContext) -> ScenarioPlanner:
+    _load_plugins()
+    try:
+        factory = PLANNERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown planner {name!r}; choose one of {', '.join(sorted(PLANNERS))}") from None
+    return factory(ctx)
+
+
+def _load_plugins() -> None:
+    # Planners defined by other parts of the package register themselves on import.
+    import importlib
+
+    for module in ("edgeagent.routing",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    family: str
+    success: bool
+    status: str
+    steps: int
+    plan_latency_ms: list[float]
+    unmet: list[str]
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = self.plan_latency_ms
+        return {"name": self.name, "family": self.family, "success": self.success, "status": self.status,
+                "steps": self.steps, "plans": len(lat),
+                "plan_latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}, "unmet": self.unmet,
+                "error": self.error}
+
+
+def run_scenario(scenario, make: ScenarioPlanner, *, grasp_failure: float = 0.0, style=None,
+                 on_event=None, on_observation=None) -> tuple[ScenarioResult, RunResult]:
+    """Run one scenario closed loop; success is judged on the true world state at the end."""
+    from edgeagent.sim.goals import holds, unmet
+    from edgeagent.sim.robot import SimRobot
+
+    world = scenario.build_world(grasp_failure=grasp_failure)
+    goal = scenario.bound_goal(world)
+    robot = SimRobot(world, style=style, seed=scenario.scene.seed)
+    planner = make(scenario, robot)
+    executor = Executor(robot, planner, max_steps=scenario.max_steps, on_event=on_event,
+                        on_observation=on_observation)
+    with robot:
+        run = executor.run(scenario.instruction)
+    ok = holds(goal, world)
+    result = ScenarioResult(scenario.name, scenario.family or "-", ok, run.status, run.steps,
+                            run.plan_latencies_ms, [] if ok else unmet(goal, world), run.error)
+    return result, run
+
+
+def evaluate(scenarios, make: ScenarioPlanner, *, grasp_failure: float = 0.0, progress=None) -> list[ScenarioResult]:
+    results = []
+    start = time.perf_counter()
+    for i, sc in enumerate(scenarios):
+        res, _ = run_scenario(sc, make, grasp_failure=grasp_failure)
+        results.append(res)
+        if progress is not None:
+            progress(i + 1, len(scenarios), time.perf_counter() - start, res)
+    return results
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return round(v[lo] + (v[hi] - v[lo]) * (k - lo), 3)
+
+
+def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
+    fams: dict[str, list[ScenarioResult]] = {}
+    for r in results:
+        fams.setdefault(r.family, []).append(r)
+    lat = [x for r in results for x in r.plan_latency_ms]
+
+    def block(rs):
+        la = [x for r in rs for x in r.plan_latency_ms]
+        return {"scenarios": len(rs), "success": sum(r.success for r in rs),
+                "success_rate": round(sum(r.success for r in rs) / len(rs), 4) if rs else None,
+                "mean_steps": round(statistics.fmean(r.steps for r in rs), 2) if rs else None,
+                "plan_latency_ms": {"p50": _pct(la, 50), "p99": _pct(la, 99)}}
+
+    return {"overall": block(results), "families": {f: block(rs) for f, rs in sorted(fams.items())},
+            "plan_latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}}
+
+
+def format_table(results: list[ScenarioResult], summary: dict[str, Any], *, per_scenario: bool = True) -> str:
+    lines = []
+    if per_scenario:
+        w = max([8] + [len(r.name) for r in results])
+        lines.append(f"{'scenario':<{w}}  {'family':<18} {'ok':<4} {'status':<10} {'steps':>5} {'p50 ms':>8} {'p99 ms':>8}")
+        for r in results:
+            d = r.to_dict()["plan_latency_ms"]
+            lines.append(f"{r.name:<{w}}  {r.family:<18} {'yes' if r.success else 'NO':<4} {r.status:<10} "
+                         f"{r.steps:>5} {_fmt(d['p50']):>8} {_fmt(d['p99']):>8}")
+        lines.append("")
+    lines.append(f"{'family':<20} {'success':>12} {'rate':>7} {'steps':>6} {'p50 ms':>8} {'p99 ms':>8}")
+    rows = list(summary["families"].items()) + [("ALL", summary["overall"])]
+    for fam, b in rows:
+        lines.append(f"{fam:<20} {b['success']:>5}/{b['scenarios']:<6} {100 * b['success_rate']:>6.1f}% "
+                     f"{b['mean_steps']:>6.2f} {_fmt(b['plan_latency_ms']['p50']):>8} "
+                     f"{_fmt(b['plan_latency_ms']['p99']):>8}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,184 @@
+"""Word-level tokenizer shared by training and the runtime (no torch).
+
+An instruction becomes ``T`` word ids: the text is normalised (Unicode folded, lowercased, punctuation
+dropped, spelling variants and synonyms mapped to one canonical word by a fixed table), each word is
+looked up in the vocabulary (unknown words -> ``UNK``), and the result is truncated or padded with
+``PAD`` to exactly ``T`` ids. The vocabulary and this module's code together define the tokenizer, so
+a model trained with one vocabulary behaves the same on every machine that loads its manifest.
+
+``encode`` never raises on a string: empty, very long, emoji or control characters all give ``T`` ids.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from typing import Iterable
+
+import numpy as np
+
+PAD, UNK = 0, 1
+SPECIALS = ("<pad>", "<unk>")
+
+#: Multi-word phrases replaced before single words (longest first); values may be empty (dropped).
+PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("on", "top", "of"): ("on",),
+    ("on", "to"): ("on",),
+    ("in", "to"): ("in",),
+    ("inside", "of"): ("in",),
+    ("to", "the", "left", "of"): ("left", "of"),
+    ("to", "the", "right", "of"): ("right", "of"),
+    ("left", "hand"): ("left",),
+    ("right", "hand"): ("right",),
+    ("far", "away"): ("far",),
+    ("a", "bit"): ("a", "little"),
+    ("a", "little", "bit"): ("a", "little"),
+    ("a", "tiny", "bit"): ("a", "little"),
+    ("a", "small", "amount"): ("a", "little"),
+    ("a", "short", "distance"): ("a", "little"),
+    ("a", "long", "way"): ("a", "lot"),
+    ("a", "long", "distance"): ("a", "lot"),
+    ("a", "tad"): ("a", "little"),
+    ("slightly",): ("a", "little"),
+    ("a", "great", "deal"): ("a", "lot"),
+    ("way",): ("a", "lot"),
+    ("lots",): ("a", "lot"),
+    ("far",): ("a", "lot"),
+    ("each", "other"): ("each",),
+    ("one", "another"): ("each",),
+    ("pick", "up"): ("pick",),
+    ("put", "down"): ("put",),
+    ("set", "down"): ("put",),
+}
+
+#: Single-word normalisations: spelling variants, plurals and synonyms -> the canonical word.
+WORDS: dict[str, str] = {
+    # objects
+    "cube": "block", "box": "block", "brick": "block", "blok": "block", "square": "block",
+    "cubes": "blocks", "boxes": "blocks", "bricks": "blocks",
+    "dish": "bowl", "cup": "bowl", "container": "bowl", "basin": "bowl", "bol": "bowl",
+    "dishes": "bowls", "cups": "bowls", "containers": "bowls",
+    # colours
+    "grey": "gray", "violet": "purple", "magenta": "pink", "rose": "pink", "teal": "cyan",
+    "aqua": "cyan", "turquoise": "cyan", "crimson": "red", "scarlet": "red", "navy": "blue",
+    "azure": "blue", "lime": "green", "amber": "orange", "golden": "yellow", "gold": "yellow",
+    "tan": "brown", "silver": "gray", "colour": "color", "colours": "colors", "colored": "color",
+    "coloured": "color", "matching": "match", "matches": "match", "matched": "match",
+    # relations
+    "onto": "on", "atop": "on", "upon": "on", "into": "in", "inside": "in",
+    "within": "in", "beside": "next", "besides": "next", "near": "next",
+    # places and directions
+    "centre": "middle", "center": "middle", "central": "middle", "centered": "middle",
+    "centred": "middle", "upper": "top", "up": "top", "lower": "bottom", "down": "bottom",
+    "near-side": "bottom", "leftward": "left", "leftwards": "left", "rightward": "right",
+    "rightwards": "right", "above": "top", "below": "bottom", "beneath": "bottom", "under": "bottom",
+    "corners": "corner", "sides": "side", "edge": "side", "edges": "side", "border": "side",
+    # amounts
+    "tiny": "little", "bit": "little", "slight": "little", "much": "lot",
+    # verbs
+    "place": "put", "set": "put", "drop": "put", "position": "put", "move": "put", "bring": "put",
+    "take": "put", "transfer": "put", "relocate": "put", "shift": "put", "slide": "push",
+    "shove": "push", "nudge": "push", "grab": "pick", "grasp": "pick", "lift": "pick", "stacks": "stack",
+    "pile": "stack", "heap": "stack", "arrange": "put", "align": "line", "row": "line", "lines": "line",
+    "column": "line", "rows": "line", "columns": "line",
+    # orientation
+    "horizontally": "horizontal", "vertically": "vertical", "diagonally": "diagonal",
+    "every": "all", "both": "all",
+    # number words to digits-free tokens
+    "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
+    # fillers
+    "please": "", "kindly": "", "could": "", "would": "", "you": "", "can": "", "hey": "", "robot": "",
+    "now": "", "then": "", "just": "", "ok": "", "okay": "", "thanks": "", "thank": "",
+}
+
+_SPLIT = re.compile(r"[^\w]+|_+")
+
+
+def normalize(text: object) -> list[str]:
+    """Canonical words of ``text``: NFKC-folded, lowercase, punctuation dropped, table applied."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    # Fold compatibility forms (full-width letters, ligatures) and strip accents so "Blöck" ~ "block".
+    text = unicodedata.normalize("NFKD", text[:10_000])
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    # Apostrophes join ("don't" -> "dont"); every other non-word character separates words.
+    text = text.replace("'", "").replace("\u2019", "")
+    words = [w for w in _SPLIT.split(text) if w]
+    words = _apply_phrases(words)
+    out = []
+    for w in words:
+        w = WORDS.get(w, w)
+        if w:
+            out.extend(w.split())
+    return out
+
+
+def _apply_phrases(words: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    longest = max(len(k) for k in PHRASES)
+    while i < len(words):
+        for n in range(min(longest, len(words) - i), 0, -1):
+            rep = PHRASES.get(tuple(words[i:i + n]))
+            if rep is not None:
+                out.extend(rep)
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def build_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Vocabulary of the normalised words seen at least ``min_count`` times, most frequent first.
+
+    Index 0 is ``<pad>``, 1 is ``<unk>``; ties are ordered alphabetically so the list is reproducible.
+    """
+    counts = Counter(w for t in texts for w in normalize(t))
+    words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIALS),
+                   key=lambda w: (-counts[w], w))
+    return [*SPECIALS, *words]
+
+
+class Tokenizer:
+    """Maps text to ``T`` word ids with a fixed vocabulary (``vocab[0] == "<pad>"``, ``vocab[1] == "<unk>"``)."""
+
+    def __init__(self, vocab: list[str], T: int):
+        if list(vocab[:2]) != list(SPECIALS):
+            raise ValueError(f"vocab must start with {list(SPECIALS)}, got {list(vocab[:2])}")
+        if len(set(vocab)) != len(vocab):
+            dup = next(w for w, c in Counter(vocab).items() if c > 1)
+            raise ValueError(f"vocab has the word {dup!r} more than once")
+        if T < 1:
+            raise ValueError(f"T (token count) must be >= 1, got {T}")
+        self.vocab = list(vocab)
+        self.T = int(T)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+
+    def word_id(self, word: str) -> int:
+        """Id of one normalised word; a plural falls back to its singular, else ``UNK``."""
+        i = self.index.get(word)
+        if i is None and len(word) > 3 and word.endswith("s"):
+            i = self.index.get(word[:-1])
+        return UNK if i is None else i
+
+    def ids(self, text: object) -> list[int]:
+        """Word ids of ``text`` without padding or truncation."""
+        return [self.word_id(w) for w in normalize(text)]
+
+    def encode(self, text: object) -> np.ndarray:
+        """``int64 [T]`` ids of ``text``: truncated to ``T``, padded with ``PAD``."""
+        out = np.zeros(self.T, np.int64)
+        ids = self.ids(text)[: self.T]
+        out[: len(ids)] = ids
+        return out
+
+    def decode(self, ids) -> list[str]:
+        """Words of ``ids`` (padding dropped); for debugging and logs."""
+        return [self.vocab[i] if 0 <= i < len(self.vocab) else "<unk>" for i in np.asarray(ids).ravel()
+                if i != PAD]
+
+    def __len__(self) -> int:
+        return len(self.vocab)
