@@ -16,6 +16,8 @@ Hierarchy::
     ├── ProtocolError            a wire message is malformed (carries a code for the reply)
     ├── OffloadError             the workstation planner could not answer usefully
     │   └── OffloadTimeout       ... in time
+    ├── ServiceError             the robot service answered a request with an error reply (code, request id)
+    │   └── ServiceTimeout       ... or did not answer in time
     └── Cancelled                a run was cancelled
 
 Every message says what was wrong, where (file, field, request id) and what to do.
@@ -82,6 +84,22 @@ class OffloadError(EdgeAgentError):
 
 class OffloadTimeout(OffloadError):
     """The workstation planner did not answer within the deadline."""
+
+
+class ServiceError(EdgeAgentError):
+    """A service answered with an error reply; ``code`` and ``request_id`` come from the reply."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+
+
+class ServiceTimeout(ServiceError):
+    """No reply within the timeout (server down, unreachable, or a CURVE key it refuses)."""
+
+    def __init__(self, message: str, request_id: str | None = None):
+        super().__init__("timeout", message, request_id)
 
 
 class Cancelled(EdgeAgentError):

@@ -120,9 +120,11 @@ class World:
                 world.bowls[color] = Bowl(color, float(at[0]), float(at[1]))
             else:
                 world.blocks[color] = Block(color, float(at[0]), float(at[1]))
-        # Blocks given explicit positions may overlap others: settle them with the placement rules.
-        for color in list(world.blocks):
-            b = world.blocks.pop(color)
+        # Blocks given explicit positions may overlap others: settle them in the listed order with the
+        # placement rules, so blocks listed at one spot form a stack from the first one up.
+        pending = list(world.blocks.values())
+        world.blocks.clear()
+        for b in pending:
             world._drop(b, b.x, b.y)
         world.start = {o.name: world.position(o.name) for o in world.objects()}
         return world
