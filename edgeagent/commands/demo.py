@@ -30,12 +30,13 @@ def run(args) -> int:
 
     path = Path(args.file) if args.file else Path(edgeagent.sim.__file__).parent / "scenarios" / "demo.yaml"
     scenarios = {s.name: s for s in load_scenarios([path])}
-    name = args.scenario if args.scenario in scenarios or args.file else DEFAULT_SCENARIO
+    if not scenarios:
+        raise ScenarioError(f"{path}: holds no scenarios")
+    name = args.scenario
+    if args.file and name == DEFAULT_SCENARIO and name not in scenarios:
+        name = next(iter(scenarios))  # a user's own file: its first scenario unless one is named
     if name not in scenarios:
-        if args.file and len(scenarios) == 1:
-            name = next(iter(scenarios))
-        else:
-            raise ScenarioError(f"{path}: no scenario named {args.scenario!r}; it has: {', '.join(scenarios)}")
+        raise ScenarioError(f"{path}: no scenario named {name!r}; it has: {', '.join(scenarios)}")
     scenario = scenarios[name]
     planner_name = args.planner
     if planner_name == "best":

@@ -1,0 +1,119 @@
+"""``edgeagent model``: train, export, quantize, check and describe planner models.
+
+    edgeagent model train --out DIR ...          (options: edgeagent model train --help)
+    edgeagent model export CHECKPOINT --out DIR [--cycles N] [--name NAME]
+    edgeagent model quantize FP32_DIR --out DIR [--frames N] [--seed N]
+    edgeagent model check FILE_OR_DIR [--fp32 DIR] [--json OUT] [--tensorrt 8.5|8.6]
+    edgeagent model info [DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("model", help="train, export, quantize, check and describe planner models",
+                       description=__doc__.split("\n\n")[0])
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    # Everything after "train" goes to the training script untouched (prefix_chars keeps argparse from
+    # reading its --options here); `edgeagent model train --help` prints the script's own help.
+    t = msub.add_parser("train", help="train a planner on simulator data (options: model train --help)",
+                        add_help=False, prefix_chars="+")
+    t.add_argument("train_args", nargs=argparse.REMAINDER)
+    t.set_defaults(func=run_train)
+
+    e = msub.add_parser("export", help="export a checkpoint to planner.onnx + manifest.json")
+    e.add_argument("checkpoint", help="checkpoint file (or a training folder holding final.pt)")
+    e.add_argument("--out", required=True, help="folder for planner.onnx + manifest.json")
+    e.add_argument("--cycles", type=int, default=None, help="refinement cycles baked in (default: as trained)")
+    e.add_argument("--name", default=None, help="model name recorded in the manifest")
+    e.set_defaults(func=run_export)
+
+    q = msub.add_parser("quantize", help="INT8 Q/DQ quantization calibrated on simulator frames")
+    q.add_argument("fp32_dir", help="FP32 model folder (from model export)")
+    q.add_argument("--out", required=True, help="folder for the INT8 planner.onnx + manifest.json")
+    q.add_argument("--frames", type=int, default=None, help="calibration frames (default 256)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the calibration scenes (default 0)")
+    q.add_argument("--keep-float", action="append", default=None, metavar="FRAGMENT",
+                   help="keep nodes whose name contains FRAGMENT in float (repeatable; default: /heads/)")
+    q.set_defaults(func=run_quantize)
+
+    c = msub.add_parser("check", help="TensorRT readiness of an ONNX planner, without a GPU (exit 1 on failure)")
+    c.add_argument("path", help="planner.onnx or a model folder")
+    c.add_argument("--fp32", default=None, help="FP32 model (file or folder) to compare outputs with")
+    c.add_argument("--samples", type=int, default=8, help="simulator frames for the parity check (default 8)")
+    c.add_argument("--tensorrt", default=None, help="TensorRT version to check operators for: 8.5 (JetPack 5) "
+                   "or 8.6 (JetPack 6, default)")
+    c.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
+    c.set_defaults(func=run_check)
+
+    i = msub.add_parser("info", help="manifest summary and the execution provider that runs the model")
+    i.add_argument("path", nargs="?", default=None, help="model folder (default: the shipped INT8 model)")
+    i.add_argument("--engine", default="onnxruntime", help="onnxruntime (default) or tensorrt")
+    i.set_defaults(func=run_info)
+
+
+def run_train(args) -> int:
+    from edgeagent.models.train import main
+
+    return int(main(list(args.train_args)) or 0)
+
+
+def run_export(args) -> int:
+    from edgeagent.models.export import export_onnx
+
+    path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name)
+    print(f"wrote {path} and {path.parent / 'manifest.json'}")
+    return 0
+
+
+def run_quantize(args) -> int:
+    from edgeagent.models.quantize import DEFAULT_FRAMES, KEEP_FLOAT, quantize
+
+    path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
+                    keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT)
+    print(f"wrote {path} and {path.parent / 'manifest.json'}; check it with: edgeagent model check {path.parent} "
+          f"--fp32 {args.fp32_dir}")
+    return 0
+
+
+def run_check(args) -> int:
+    from edgeagent.models.check import DEFAULT_TENSORRT, check_model
+
+    report = check_model(args.path, fp32_path=args.fp32, samples=args.samples,
+                         tensorrt=args.tensorrt or DEFAULT_TENSORRT)
+    print(report.format())
+    if args.json:
+        report.write_json(args.json)
+    return 0 if report.ok else 1
+
+
+def run_info(args) -> int:
+    from edgeagent.models.runtime import ModelPlanner, default_model_dir
+
+    planner = ModelPlanner(args.path or default_model_dir(), engine=args.engine)
+    m = planner.manifest
+    training = m.training
+    lines = [
+        f"model       {m.model_id} ({m.precision}), created {m.created or '?'}",
+        f"file        {planner.onnx_path} ({planner.onnx_path.stat().st_size / 2**20:.2f} MB)",
+        f"provider    {planner.provider}",
+        f"sizes       S={m.S} T={m.T} K={m.K} G={m.G} A={m.A}, {m.cycles} refinement cycle(s), "
+        f"{len(m.vocab)} words",
+        "primitives  " + ", ".join(f"{p.name}({', '.join(p.args)})" for p in m.primitives),
+        f"threshold   confidence >= {m.confidence_threshold:g}",
+    ]
+    if training.get("command"):
+        lines.append(f"trained     {training['command']}"
+                     + (f" ({training['wall_time_s'] / 60:.1f} min)" if training.get("wall_time_s") else ""))
+    if training.get("quantization"):
+        q = training["quantization"]
+        lines.append(f"quantized   {q.get('frames', '?')} calibration frames, seed {q.get('seed', '?')}")
+    if m.eval:
+        lines.append("eval        " + json.dumps(m.eval, sort_keys=True)[:400])
+    print("\n".join(lines))
+    return 0

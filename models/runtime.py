@@ -1,0 +1,190 @@
+"""The local planner: a shipped ONNX model behind the ``Planner`` protocol.
+
+``ModelPlanner`` loads a model folder (``planner.onnx`` + ``manifest.json``), refuses it when the
+manifest disagrees with the registry or the file (``manifest.verify``), runs it on the best available
+engine and turns its outputs into validated calls. Pre- and post-processing live here once:
+``preprocess_image`` and ``decode`` are plain functions that every engine (onnxruntime, TensorRT)
+shares, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+from edgeagent.camera import CameraModel
+from edgeagent.errors import CallError, ModelError
+from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
+from edgeagent.types import Call, Observation, Plan
+
+log = logging.getLogger(__name__)
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+#: How many distinct instructions keep their token ids cached (a closed loop repeats one instruction).
+_TOKEN_CACHE = 64
+
+
+def default_model_dir(precision: str = "int8") -> Path:
+    """The model folder shipped inside the package: ``models/shipped/<precision>/``."""
+    if precision not in ("int8", "fp32"):
+        raise ValueError(f"precision must be 'int8' or 'fp32', got {precision!r}")
+    folder = SHIPPED / precision
+    manifest_path, onnx_path = model_paths(folder)
+    if not (manifest_path.is_file() and onnx_path.is_file()):
+        raise ModelError(f"no {precision} planner is shipped at {folder} (need {onnx_path.name} and "
+                         f"{manifest_path.name}); train and export one (edgeagent model train / export / quantize, "
+                         "see models/README.md) or pass a model folder explicitly")
+    return folder
+
+
+def preprocess_image(image: np.ndarray, S: int) -> np.ndarray:
+    """A camera frame (H x W x 3 uint8 BGR, any size) -> the model's ``image`` input, uint8 [1, S, S, 3].
+
+    The aspect ratio is not kept (the contract): the whole frame is squeezed to S x S with INTER_AREA.
+    """
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"observation image must be an H x W x 3 uint8 BGR array, got {got}")
+    if image.shape[0] != S or image.shape[1] != S:
+        image = cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)[None]
+
+
+def decode(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
+           image_size: tuple[int, int], registry) -> tuple[tuple[Call, ...], bool, float, str]:
+    """Model outputs -> ``(calls, done, confidence, notes)``; every returned call passed ``registry.validate``.
+
+    Slot k's primitive is the argmax of ``prim_logits[0, k]``; END (index 0) ends the plan, and END in
+    slot 0 means done. Each point argument is the argmax cell of ``point_logits`` plus its sub-cell
+    offset, scaled from the S x S model image to the ``image_size`` (W, H) frame and mapped onto the
+    table plane through ``camera``. The first slot whose call fails validation ends the plan there;
+    when that is slot 0 the plan has no calls, is not done, has confidence 0.0 and ``notes`` says why.
+    """
+    choice = np.asarray(outputs["prim_logits"])[0].argmax(axis=-1)
+    raw = float(np.asarray(outputs["confidence"]).reshape(-1)[0])
+    confidence = min(max(raw, 0.0), 1.0) if math.isfinite(raw) else 0.0
+    if choice[0] == END:
+        return (), True, confidence, ""
+    ends = np.flatnonzero(choice == END)
+    n = int(ends[0]) if len(ends) else len(choice)
+    xy = _slot_points(outputs, manifest, camera, image_size, n)
+    calls: list[Call] = []
+    notes = ""
+    for k in range(n):
+        spec = manifest.primitives[int(choice[k]) - 1]
+        args = {name: (float(xy[k, a, 0]), float(xy[k, a, 1])) for a, name in enumerate(spec.args)}
+        try:
+            calls.append(registry.validate(Call(spec.name, args)))
+        except CallError as exc:
+            notes = f"slot {k} ({spec.name}) rejected: {exc}"
+            break
+    if not calls:
+        # A plan whose first call is invalid says nothing usable: zero confidence sends the router elsewhere.
+        return (), False, 0.0, f"no valid call: {notes}"
+    return tuple(calls), False, confidence, notes
+
+
+def _slot_points(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
+                 image_size: tuple[int, int], n: int) -> np.ndarray:
+    """Table points [n, A, 2] of the first ``n`` slots; NaN where a pixel's ray misses the table."""
+    G = manifest.G
+    cells = np.asarray(outputs["point_logits"])[0, :n].argmax(axis=-1)  # [n, A]
+    offsets = np.asarray(outputs["point_offset"])[0, :n]  # [n, A, G*G, 2]
+    off = np.take_along_axis(offsets, cells[..., None, None], axis=2)[:, :, 0, :]
+    # The graph ends in a sigmoid; clipping only guards against quantisation overshoot. NaN stays NaN.
+    off = np.clip(off, 0.0, 1.0)
+    rows, cols = np.divmod(cells, G)
+    W, H = image_size
+    # (col + dx) * S / G is the model-image pixel; * W / S takes it to the frame: the S cancels.
+    uv = np.stack([(cols + off[..., 0]) * (W / G), (rows + off[..., 1]) * (H / G)], axis=-1).reshape(-1, 2)
+    cam = camera if (camera.width, camera.height) == (W, H) else camera.resized(W, H)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = cam.pixel_to_table(uv)
+        # A ray above the horizon meets the table plane behind the camera: not a point the model meant.
+        behind = cam.depth(np.column_stack([xy, np.zeros(len(xy))])) <= 0
+    xy[behind] = np.nan
+    return xy.reshape(n, -1, 2)
+
+
+def engine_file(onnx_path: Path, engine: str) -> Path:
+    """What ``engine`` loads for a model folder: the ONNX file, or ``planner.engine`` beside it for TensorRT."""
+    if engine != "tensorrt":
+        return onnx_path
+    path = onnx_path.with_suffix(".engine")
+    if not path.is_file():
+        raise ModelError(f"{path}: no TensorRT engine beside {onnx_path.name}; build it on the target board with "
+                         f"`edgeagent jetson build-engine {onnx_path} --out {path}`, or use engine 'onnxruntime'")
+    return path
+
+
+class ModelPlanner:
+    """The local planner: a verified model folder run by one backend. Implements ``Planner``.
+
+    ``model_dir`` is a folder (or its ``planner.onnx``). ``backend`` overrides the engine (anything with
+    ``provider`` and ``run(feeds)``); otherwise ``engine`` ("onnxruntime" or "tensorrt", see
+    ``jetson.backends.ENGINES``) builds one, and ``provider_config`` (a ``jetson.providers.ProviderConfig``)
+    orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default).
+    """
+
+    def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime"):
+        from edgeagent.models.tokenizer import Tokenizer
+
+        if registry is None:
+            from edgeagent.primitives import registry as standard
+
+            registry = standard
+        self.manifest, self.onnx_path = load_manifest(model_dir)
+        self.registry = registry
+        verify(self.manifest, self.onnx_path, registry)
+        if backend is None:
+            from edgeagent.jetson.backends import make_backend
+
+            backend = make_backend(engine, engine_file(self.onnx_path, engine), provider_config)
+        self.backend = backend
+        self.provider: str = backend.provider
+        self.tokenizer = Tokenizer(list(self.manifest.vocab), self.manifest.T)
+        self.model_id = self.manifest.model_id
+        self._tokens: dict[str, np.ndarray] = {}
+        log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
+                 self.manifest.cycles, self.provider)
+
+    def tokens(self, instruction: str) -> np.ndarray:
+        """The model's ``tokens`` input, int64 [1, T], cached per instruction."""
+        ids = self._tokens.get(instruction)
+        if ids is None:
+            if len(self._tokens) >= _TOKEN_CACHE:
+                self._tokens.clear()
+            ids = self.tokenizer.encode(instruction)[None]
+            ids.flags.writeable = False
+            self._tokens[instruction] = ids
+        return ids
+
+    def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan:
+        """One forward pass: the calls to make now, or ``done``.
+
+        ``deadline_ms`` is accepted for the protocol; a local forward pass is not interruptible and the
+        router budgets for it.
+        """
+        t0 = time.perf_counter()
+        feeds = {"image": preprocess_image(obs.image, self.manifest.S), "tokens": self.tokens(instruction)}
+        t1 = time.perf_counter()
+        outputs = self.backend.run(feeds)
+        t2 = time.perf_counter()
+        h, w = obs.image.shape[:2]
+        calls, done, confidence, notes = decode(outputs, self.manifest, obs.camera, (w, h), self.registry)
+        t3 = time.perf_counter()
+        return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
+                    {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
+
+    def __repr__(self) -> str:
+        return f"ModelPlanner({str(self.onnx_path.parent)!r}, model={self.model_id!r}, provider={self.provider!r})"
+
+
+#: The ONNX planner of the issue: the same class (the engine is a constructor argument).
+OnnxPlanner = ModelPlanner
