@@ -1,0 +1,219 @@
+"""Task families: valid, solvable, deterministic scenarios with varied, unambiguous phrasing."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from edgeagent.cli import main
+from edgeagent.errors import ScenarioError
+from edgeagent.sim.expert import expert_calls
+from edgeagent.sim.families import FAMILIES, generate
+from edgeagent.sim.goals import holds, unmet
+from edgeagent.sim.phrasing import PHRASED_FAMILIES, phrase
+from edgeagent.sim.robot import SimRobot
+from edgeagent.sim.scenario import dump_scenarios, load_scenarios, scenario_from_dict
+from edgeagent.sim.world import CORNERS, PLACES, WORKSPACE
+
+# The brief's unambiguity margins (m): a referent beats the runner-up by this much.
+MARGIN = 0.06
+RANK_GAP = 0.05
+DIRS = {"left": (-1, 0), "right": (1, 0), "top": (0, 1), "bottom": (0, -1)}
+
+
+def _draws(family: str, n: int, seed: int = 0):
+    """(scenario, slots) pairs drawn the way ``generate`` draws them."""
+    return [FAMILIES[family].draw(np.random.default_rng([seed, i])) for i in range(n)]
+
+
+def _positions(scenario: dict, kind: str) -> dict[str, tuple[float, float]]:
+    return {o["color"]: tuple(o["at"]) for o in scenario["scene"][kind]}
+
+
+def _target_block(scenario: dict) -> str:
+    """Colour of the block the single-predicate goal moves."""
+    (pred,) = scenario["goal"]
+    (args,) = pred.values()
+    return args[0].split()[0]
+
+
+def test_every_family_writes_loadable_scenarios_whose_goal_is_not_yet_met(tmp_path):
+    items = generate(None, 6, seed=3)
+    assert len(items) == 6 * len(FAMILIES)
+    path = tmp_path / "gen.yaml"
+    dump_scenarios(items, path)
+    loaded = load_scenarios(path)
+    assert [s.name for s in loaded] == [d["name"] for d in items]
+    for sc, d in zip(loaded, items):
+        assert sc.family == d["family"] and sc.instruction == d["instruction"]
+        assert sc.name == f"{d['family']}-3-{sc.name.rsplit('-', 1)[1]}"
+        assert 2 <= len(sc.scene.blocks) <= 5 and len(sc.scene.bowls) <= 4
+        assert all(at is not None for _, at in (*sc.scene.blocks, *sc.scene.bowls))
+        world = sc.build_world()
+        # Laid out as given: nothing stacked or dropped into a bowl by the scene builder.
+        assert all(b.z == 0 and world.support(b.color) == "table" for b in world.blocks.values())
+        assert not holds(sc.bound_goal(world), world), sc.name
+
+
+@pytest.mark.parametrize("grasp_failure", [0.0, 0.2])
+def test_expert_solves_generated_scenarios_closed_loop(grasp_failure):
+    """Satisfiable within max_steps: execute the expert's first call, look again, re-plan."""
+    for i, d in enumerate(generate(None, 3, seed=21)):
+        sc = scenario_from_dict(d, "generated", i)
+        world = sc.build_world(grasp_failure)
+        goal = sc.bound_goal(world)
+        robot = SimRobot(world)
+        for _ in range(sc.max_steps):
+            calls = expert_calls(world, goal)
+            if not calls:
+                break
+            robot.execute(calls[0])
+        assert holds(goal, world), f"{sc.name} ({sc.instruction}): {unmet(goal, world)}"
+
+
+def test_generation_is_deterministic_and_families_are_independent():
+    a = generate(["stack", "offset"], 5, seed=11)
+    assert a == generate(["stack", "offset"], 5, seed=11)
+    assert a != generate(["stack", "offset"], 5, seed=12)
+    # A family's scenarios do not depend on which other families were asked for.
+    assert [d for d in generate(None, 5, seed=11) if d["family"] == "offset"] == a[5:]
+    assert len({d["scene"]["seed"] for d in a}) == len(a)
+
+
+def test_unknown_family_lists_the_known_ones():
+    with pytest.raises(ScenarioError, match="unknown task family 'stak'.*pick-place-block.*line"):
+        generate(["stack", "stak"], 1, seed=0)
+    with pytest.raises(ScenarioError, match="seed must be >= 0"):
+        generate(None, 1, seed=-1)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_phrasing_is_varied_and_deterministic(family):
+    draws = _draws(family, 200, seed=5)
+    texts = [d["instruction"] for d, _ in draws]
+    normalised = {re.sub(r"[.!?]+$", "", t.lower()) for t in texts}
+    assert len(normalised) >= 150, f"{family}: only {len(normalised)} distinct instructions in 200"
+    # The same generator state says the same thing.
+    slots = draws[0][1]
+    assert phrase(family, slots, np.random.default_rng(9)) == phrase(family, slots, np.random.default_rng(9))
+    assert family in PHRASED_FAMILIES
+
+
+def test_phrasing_mixes_casing_politeness_word_order_and_synonyms():
+    texts = [d["instruction"] for f in ("pick-place-bowl", "pick-place-block") for d, _ in _draws(f, 300)]
+    lower = [t.lower() for t in texts]
+    assert any(t.isupper() for t in texts) and any(t[0].isupper() and not t.isupper() for t in texts)
+    assert any(t == t.lower() for t in texts)
+    for word in ("please", "could you", "would you mind", "i'd like you to", "cube", "onto", "on top of",
+                 "into", "inside", "place", "move", "drop"):
+        assert any(word in t for t in lower), word
+    assert any(t.endswith("?") for t in texts) and any(t.endswith("!") for t in texts)
+    assert any(t[-1].isalpha() for t in texts)
+    assert any(re.match(r"(in|into|inside|on|onto|on top of) the ", t) for t in lower)  # destination first
+    assert any(re.search(r"block (goes|should go|needs to|must|belongs|has to)", t) for t in lower)
+
+
+@pytest.mark.parametrize("family", ["pick-place-block", "pick-place-bowl", "pick-place-place", "offset",
+                                    "corner-relative"])
+def test_instruction_names_the_block_to_move(family):
+    for scenario, slots in _draws(family, 60):
+        colour = slots["block"]
+        words = scenario["instruction"].lower()
+        assert colour in words or (colour == "gray" and "grey" in words), scenario["instruction"]
+
+
+def test_rank_referent_is_the_named_rank_with_clear_gaps():
+    for scenario, slots in _draws("rank-from-side", 100):
+        ux, uy = DIRS[slots["side"]]
+        blocks = _positions(scenario, "blocks")
+        order = sorted(blocks, key=lambda c: -(blocks[c][0] * ux + blocks[c][1] * uy))
+        assert order[slots["rank"] - 1] == _target_block(scenario)
+        along = sorted(x * ux + y * uy for x, y in blocks.values())
+        assert min(np.diff(along)) >= RANK_GAP - 1e-9
+
+
+def test_relation_referent_is_unambiguous():
+    seen = set()
+    for scenario, slots in _draws("relation-to-bowl", 150):
+        rel, target = slots["relation"], _target_block(scenario)
+        seen.add(rel)
+        bx, by = _positions(scenario, "bowls")[slots["bowl"]]
+        blocks = _positions(scenario, "blocks")
+        if rel in DIRS:
+            ux, uy = DIRS[rel]
+            side = {c: (x - bx) * ux + (y - by) * uy for c, (x, y) in blocks.items()}
+            assert side[target] >= MARGIN
+            assert all(v < 0 for c, v in side.items() if c != target)
+        else:
+            dist = {c: np.hypot(x - bx, y - by) for c, (x, y) in blocks.items()}
+            others = [v for c, v in dist.items() if c != target]
+            if rel == "closest":
+                assert dist[target] + MARGIN <= min(others) + 1e-9
+            else:
+                assert dist[target] - MARGIN >= max(others) - 1e-9
+    assert seen == {"left", "right", "top", "bottom", "closest", "farthest"}
+
+
+def test_corner_relative_corner_is_clearly_nearest_or_farthest():
+    for scenario, slots in _draws("corner-relative", 100):
+        ref = slots["ref"]
+        rx, ry = _positions(scenario, ref["kind"] + "s")[ref["color"]]
+        dist = sorted((np.hypot(rx - PLACES[c][0], ry - PLACES[c][1]), c) for c in CORNERS)
+        (pred,) = scenario["goal"]
+        corner = pred["at"][1]
+        if slots["which"] == "closest":
+            assert corner == dist[0][1] and dist[1][0] - dist[0][0] >= MARGIN - 1e-9
+        else:
+            assert corner == dist[-1][1] and dist[-1][0] - dist[-2][0] >= MARGIN - 1e-9
+
+
+def test_offset_target_band_is_inside_the_workspace_and_free():
+    for scenario, slots in _draws("offset", 100):
+        (pred,) = scenario["goal"]
+        a, b, direction, amount = pred["offset"]
+        ux, uy = DIRS[direction]
+        ref = slots["ref"]
+        rx, ry = _positions(scenario, ref["kind"] + "s")[ref["color"]]
+        lo = 0.08 if amount == "a little" else 0.18
+        tx, ty = rx + ux * lo, ry + uy * lo  # the nearest point of the band
+        assert abs(tx) <= WORKSPACE - 0.03 and abs(ty) <= WORKSPACE - 0.03
+        others = [p for kind in ("blocks", "bowls") for c, p in _positions(scenario, kind).items()
+                  if f"{c} {kind[:-1]}" not in (a, b)]
+        assert all(np.hypot(x - tx, y - ty) >= 0.07 for x, y in others)
+
+
+def test_family_specific_goal_shapes():
+    for scenario, slots in _draws("stack", 40):
+        (pred,) = scenario["goal"]
+        if slots["order"]:
+            assert pred["stacked"] == [f"{c} block" for c in slots["order"]]
+            assert len(slots["order"]) == len(scenario["scene"]["blocks"])
+        else:
+            assert pred == {"stacked": "all blocks"}
+    for scenario, _ in _draws("all-to-place", 40):
+        assert len(scenario["goal"]) == len(scenario["scene"]["blocks"]) <= 4
+    for scenario, _ in _draws("mismatched-bowls", 40):
+        for item in scenario["goal"]:
+            for alt in item["any"]:
+                block, bowl = alt["in"]
+                assert block.split()[0] != bowl.split()[0]
+
+
+def test_cli_generate_writes_a_loadable_file_and_says_so(tmp_path, capsys):
+    out = tmp_path / "sub" / "s.yaml"
+    assert main(["scenarios", "generate", "--families", "stack,line", "--count", "3", "--seed", "4",
+                 "-o", str(out)]) == 0
+    assert "wrote 6 scenarios" in capsys.readouterr().out
+    loaded = load_scenarios(out)
+    assert [s.name for s in loaded] == [f"{f}-4-{i}" for f in ("stack", "line") for i in range(3)]
+    assert main(["scenarios", "generate", "--families", "nope", "-o", str(tmp_path / "x.yaml")]) == 2
+    assert "known: pick-place-block" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_cli_list_families(capsys):
+    assert main(["scenarios", "list-families"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == list(FAMILIES)
