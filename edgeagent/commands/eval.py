@@ -31,11 +31,15 @@ def run(args) -> int:
     scenarios = load_scenarios(args.files)  # validates everything before anything runs
     make = make_planner(args.planner, PlannerContext(args.model, args.connect, args.deadline_ms))
 
+    tty = sys.stderr.isatty()
+
     def progress(i, n, elapsed, res):
-        if sys.stderr.isatty() or i == n or i % 25 == 0:
+        # A live line on a terminal; a line every 25 scenarios in logs.
+        if tty or i == n or i % 25 == 0:
             eta = elapsed / i * (n - i)
-            print(f"\r[{i}/{n}] {elapsed:.0f}s elapsed, ETA {eta:.0f}s  last: {res.name} "
-                  f"{'ok' if res.success else 'FAILED'}\033[K", end="" if i < n else "\n", file=sys.stderr)
+            line = (f"[{i}/{n}] {elapsed:.0f}s elapsed, ETA {eta:.0f}s  last: {res.name} "
+                    f"{'ok' if res.success else 'FAILED'}")
+            print(f"\r{line}\033[K" if tty else line, end="" if tty and i < n else "\n", file=sys.stderr)
 
     results = evaluate(scenarios, make, grasp_failure=args.grasp_failure, progress=progress)
     summary = summarize(results)
