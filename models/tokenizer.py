@@ -31,7 +31,6 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("to", "the", "right", "of"): ("right", "of"),
     ("left", "hand"): ("left",),
     ("right", "hand"): ("right",),
-    ("far", "away"): ("far",),
     ("a", "bit"): ("a", "little"),
     ("a", "little", "bit"): ("a", "little"),
     ("a", "tiny", "bit"): ("a", "little"),
@@ -42,9 +41,7 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("a", "tad"): ("a", "little"),
     ("slightly",): ("a", "little"),
     ("a", "great", "deal"): ("a", "lot"),
-    ("way",): ("a", "lot"),
     ("lots",): ("a", "lot"),
-    ("far",): ("a", "lot"),
     ("each", "other"): ("each",),
     ("one", "another"): ("each",),
     ("pick", "up"): ("pick",),
@@ -55,10 +52,12 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
 #: Single-word normalisations: spelling variants, plurals and synonyms -> the canonical word.
 WORDS: dict[str, str] = {
     # objects
-    "cube": "block", "box": "block", "brick": "block", "blok": "block", "square": "block",
-    "cubes": "blocks", "boxes": "blocks", "bricks": "blocks",
-    "dish": "bowl", "cup": "bowl", "container": "bowl", "basin": "bowl", "bol": "bowl",
-    "dishes": "bowls", "cups": "bowls", "containers": "bowls",
+    "cube": "block", "box": "block", "brick": "block", "blok": "block", "blocky": "block",
+    "crate": "block", "piece": "block", "cubes": "blocks", "boxes": "blocks", "bricks": "blocks",
+    "crates": "blocks", "pieces": "blocks", "dish": "bowl", "cup": "bowl", "container": "bowl",
+    "basin": "bowl", "bol": "bowl", "tub": "bowl", "pot": "bowl", "plate": "bowl", "basket": "bowl",
+    "dishes": "bowls", "cups": "bowls", "containers": "bowls", "basins": "bowls", "tubs": "bowls",
+    "pots": "bowls", "plates": "bowls", "baskets": "bowls",
     # colours
     "grey": "gray", "violet": "purple", "magenta": "pink", "rose": "pink", "teal": "cyan",
     "aqua": "cyan", "turquoise": "cyan", "crimson": "red", "scarlet": "red", "navy": "blue",
@@ -78,7 +77,10 @@ WORDS: dict[str, str] = {
     "tiny": "little", "bit": "little", "slight": "little", "much": "lot",
     # verbs
     "place": "put", "set": "put", "drop": "put", "position": "put", "move": "put", "bring": "put",
-    "take": "put", "transfer": "put", "relocate": "put", "shift": "put", "slide": "push",
+    "take": "put", "transfer": "put", "relocate": "put", "shift": "put", "slide": "put",
+    "deposit": "put", "stash": "put", "plop": "put", "toss": "put", "throw": "put", "insert": "put",
+    "load": "put", "lay": "put", "store": "put", "park": "put", "carry": "put", "stick": "put",
+    "pop": "put", "send": "put", "get": "put", "leave": "put", "tuck": "put",
     "shove": "push", "nudge": "push", "grab": "pick", "grasp": "pick", "lift": "pick", "stacks": "stack",
     "pile": "stack", "heap": "stack", "arrange": "put", "align": "line", "row": "line", "lines": "line",
     "column": "line", "rows": "line", "columns": "line",
@@ -89,7 +91,8 @@ WORDS: dict[str, str] = {
     "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
     # fillers
     "please": "", "kindly": "", "could": "", "would": "", "you": "", "can": "", "hey": "", "robot": "",
-    "now": "", "then": "", "just": "", "ok": "", "okay": "", "thanks": "", "thank": "",
+    "now": "", "ok": "", "okay": "", "thanks": "", "thank": "", "the": "", "an": "",
+    "carefully": "", "gently": "", "quickly": "", "go": "", "ahead": "", "hi": "", "hello": "",
 }
 
 _SPLIT = re.compile(r"[^\w]+|_+")

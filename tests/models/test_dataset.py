@@ -1,0 +1,79 @@
+"""Training data: labels are the expert's plan, decodable through the camera; generation is reproducible."""
+
+import numpy as np
+import pytest
+
+from edgeagent.errors import ConfigError
+from edgeagent.models import dataset as ds
+from edgeagent.sim.expert import expert_calls
+from edgeagent.sim.families import generate
+from edgeagent.sim.render import default_camera
+from edgeagent.sim.scenario import scenario_from_dict
+
+FAMILIES = ["pick-place-bowl", "stack"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    ds.generate_dataset(out, families=FAMILIES, scenarios=4, seed=3, S=96, G=12, K=4, workers=1, progress=False)
+    return ds.load_dataset(out)
+
+
+def test_point_labels_decode_back_through_the_camera():
+    rng = np.random.default_rng(0)
+    for camera in (default_camera(), ds.jittered_camera(rng), default_camera(320, 240)):
+        for xy in rng.uniform(-0.3, 0.3, (50, 2)):
+            cell, off = ds.point_label(camera, xy, 96, 12)
+            assert 0 <= cell < 144 and ((0 <= off) & (off <= 1)).all()
+            assert np.abs(ds.decode_label(camera, cell, off, 96, 12) - xy).max() < 0.005
+
+
+def test_labels_are_the_experts_plan_and_decode_within_5mm(data):
+    prims = {p["name"]: i + 1 for i, p in enumerate(data["meta"]["primitives"])}
+    items = generate(FAMILIES, 2, 3)
+    items = [items[f * 2 + i] for i in range(2) for f in range(len(FAMILIES))]  # interleaved as generated
+    for idx, item in enumerate(items):
+        first = np.flatnonzero((data["scenario"] == idx) & (data["step"] == 0))[0]
+        sc = scenario_from_dict(item)
+        world = sc.build_world()
+        calls = expert_calls(world, sc.bound_goal(world))
+        assert data["texts"][first] == sc.instruction
+        for k, call in enumerate(calls[:4]):
+            assert data["prims"][first, k] == prims[call.primitive]
+            np.testing.assert_allclose(data["points"][first, k, 0], call.args["at"], atol=1e-6)
+        assert (data["prims"][first, len(calls):] == 0).all()  # END after the plan
+    # Every label decodes (cell + offset -> S pixel -> table via the sample's camera) to its point.
+    G, S = 12, 96
+    valid = data["cells"] >= 0
+    cells, offs = data["cells"][valid], data["offsets"][valid]
+    n, k, a = np.nonzero(valid)
+    u = (cells % G + offs[:, 0]) * S / G
+    v = (cells // G + offs[:, 1]) * S / G
+    xyw = np.einsum("nij,nj->ni", data["s_to_table"][n].astype(float), np.stack([u, v, np.ones_like(u)], 1))
+    err = np.abs(xyw[:, :2] / xyw[:, 2:] - data["points"][n, k, a]).max()
+    assert err < 0.005
+
+
+def test_every_episode_ends_with_the_goal_held_and_an_end_label(data):
+    for s in np.unique(data["scenario"]):
+        rows = np.flatnonzero(data["scenario"] == s)
+        last = rows[np.argmax(data["step"][rows])]
+        assert data["prims"][last].tolist() == [0, 0, 0, 0]
+        assert (data["cells"][last] == -1).all()
+    assert data["images"].dtype == np.uint8 and data["images"].shape[1:] == (96, 96, 3)
+
+
+def test_generation_is_reproducible_whatever_the_worker_count(tmp_path, data):
+    ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=4, seed=3, workers=2, progress=False)
+    again = ds.load_dataset(tmp_path)
+    for key in ("images", "prims", "cells", "offsets", "scenario"):
+        np.testing.assert_array_equal(again[key], data[key])
+    assert again["texts"] == data["texts"]
+
+
+def test_held_out_seeds_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="reserved for held-out"):
+        ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=1, seed=ds.EVAL_SEED_MIN)
+    with pytest.raises(ConfigError, match="no complete dataset"):
+        ds.load_dataset(tmp_path)

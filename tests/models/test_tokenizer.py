@@ -1,0 +1,66 @@
+"""The tokenizer turns any text into exactly T word ids, the same way for training and the runtime."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeagent.models.tokenizer import PAD, UNK, Tokenizer, build_vocab, normalize
+
+TEXTS = ["Put the red block in the blue bowl", "stack all the blocks", "put the green block on the red block",
+         "move the yellow block to the top left corner", "put the red block a little left of the blue bowl"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer(build_vocab(TEXTS), T=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_encode_never_fails_and_has_the_contract_shape(tok, text):
+    ids = tok.encode(text)
+    assert ids.shape == (12,) and ids.dtype == np.int64
+    assert ids.min() >= 0 and ids.max() < len(tok.vocab)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x01\u200b", "🙂🤖" * 50, "ÉTÉ ﬁne Ｒｅｄ", "a" * 100_000,
+                                  "red " * 1000, "\ud800 lone surrogate"])
+def test_odd_inputs(tok, text):
+    ids = tok.encode(text)
+    assert ids.shape == (12,)
+
+
+def test_synonyms_spellings_and_case_map_to_the_same_ids(tok):
+    a = tok.encode("Put the red block in the blue bowl")
+    for variant in ["PUT THE RED CUBE INTO THE BLUE DISH!", "please place the red box inside the blue bowl",
+                    "Put the red block in the blue bowl, thanks.", "put red block in blue bowl"]:
+        assert tok.encode(variant).tolist() == a.tolist(), variant
+    assert normalize("the grey cube onto the centre") == ["gray", "block", "on", "middle"]
+    assert normalize("Blöck") == ["block"]
+
+
+def test_unknown_words_pad_and_truncation(tok):
+    ids = tok.encode("put the zorblax block")
+    words = normalize("put the zorblax block")
+    assert ids[words.index("zorblax")] == UNK
+    assert (ids[len(words):] == PAD).all()
+    long = tok.encode("red " * 50)
+    assert (long == tok.word_id("red")).all()  # truncated to T, no padding
+    assert tok.word_id("bowls") == tok.word_id("bowl") or "bowls" in tok.index  # plural falls back
+
+
+def test_build_vocab_is_deterministic_with_specials_first():
+    v1 = build_vocab(TEXTS, min_count=1)
+    v2 = build_vocab(list(reversed(TEXTS)), min_count=1)
+    assert v1 == v2 and v1[:2] == ["<pad>", "<unk>"]
+    assert "zorblax" not in v1
+    v2 = build_vocab(TEXTS, min_count=2)
+    assert "red" in v2 and "yellow" not in v2  # "yellow" occurs once
+
+
+def test_bad_vocab_is_refused():
+    with pytest.raises(ValueError, match="must start with"):
+        Tokenizer(["red", "blue"], 8)
+    with pytest.raises(ValueError, match="more than once"):
+        Tokenizer(["<pad>", "<unk>", "red", "red"], 8)

@@ -1,0 +1,77 @@
+"""A training run on tiny data: checkpoints, summary, resume, determinism, export of the result."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgeagent.models import dataset as ds
+from edgeagent.models import train as train_mod
+from edgeagent.models.export import export_onnx
+from edgeagent.models.tokenizer import Tokenizer
+from edgeagent.models.train import main, train
+
+TINY = dict(batch=4, width=32, layers=1, heads=2, S=48, G=6, T=16, K=3, cycles=2, lr=3e-3, workers=1)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    ds.generate_dataset(out, families=["pick-place-bowl", "pick-place-block"], scenarios=4, seed=5, S=48, G=6,
+                        K=3, workers=1, progress=False)
+    return out
+
+
+def test_tiny_run_writes_checkpoint_and_summary_then_exports(tmp_path, data_dir):
+    final = train(tmp_path / "run", data_dir=data_dir, steps=4, seed=1, **TINY)
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["steps"] == 4 and summary["seed"] == 1 and summary["wall_time_s"] > 0
+    assert "closed-loop expert states" in summary["data"] and summary["command"]
+    assert set(summary["val_first_call"]) == {"1", "2", "3", "4"}
+    ckpt = torch.load(final, weights_only=True)
+    assert ckpt["vocab"][:2] == ["<pad>", "<unk>"] and ckpt["config"]["S"] == 48
+    onnx_path = export_onnx(final, tmp_path / "model")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    tokens = Tokenizer(ckpt["vocab"], 16).encode("put the red block in the blue bowl")[None]
+    outs = sess.run(None, {"image": np.zeros((1, 48, 48, 3), np.uint8), "tokens": tokens})
+    assert outs[0].shape == (1, 3, 1 + len(ckpt["primitives"])) and outs[3].shape == (1, 1)
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["cycles"] == 2
+
+
+def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, data_dir, monkeypatch):
+    a = torch.load(train(tmp_path / "a", data_dir=data_dir, steps=6, seed=2, **TINY), weights_only=True)
+    b = torch.load(train(tmp_path / "b", data_dir=data_dir, steps=6, seed=2, **TINY), weights_only=True)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
+    # A run that crashes during step 4 (checkpointing every step) resumes and ends where the
+    # uninterrupted run ended.
+    real_loss, calls = train_mod.plan_loss, []
+
+    def crash_on_fourth(*args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("simulated crash")
+        return real_loss(*args, **kw)
+
+    monkeypatch.setattr(train_mod, "plan_loss", crash_on_fourth)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "c", data_dir=data_dir, steps=6, seed=2, ckpt_every_s=0.0, **TINY)
+    monkeypatch.setattr(train_mod, "plan_loss", real_loss)
+    assert torch.load(tmp_path / "c" / "last.pt", weights_only=True)["step"] == 3
+    c = torch.load(train(tmp_path / "c", data_dir=data_dir, steps=6, seed=2, **TINY), weights_only=True)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], c["model"][k], rtol=0, atol=0)
+    d = torch.load(train(tmp_path / "d", data_dir=data_dir, steps=6, seed=3, **TINY), weights_only=True)
+    assert any(not torch.equal(a["model"][k], d["model"][k]) for k in a["model"])
+
+
+def test_command_line_generates_data_when_none_is_given(tmp_path, capsys):
+    rc = main(["--out", str(tmp_path / "run"), "--families", "pick-place-bowl", "--scenarios", "2", "--steps", "2",
+               "--batch", "2", "--width", "32", "--layers", "1", "--workers", "1", "--seed", "4"])
+    assert rc == 0
+    assert ds.is_complete(tmp_path / "run" / "data")
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["command"].startswith("edgeagent model train --out")
+    assert "step 2/2" in capsys.readouterr().err
