@@ -7,13 +7,9 @@ each scenario's goal and world, a model planner is loaded once and reused.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from edgeagent.errors import ConfigError
@@ -93,13 +89,15 @@ class ScenarioResult:
     plan_latency_ms: list[float]
     unmet: list[str]
     error: str = ""
+    # Each plan's confidence, in order (the first is what a router sees for the instruction).
+    confidences: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         lat = self.plan_latency_ms
         return {"name": self.name, "family": self.family, "success": self.success, "status": self.status,
                 "steps": self.steps, "plans": len(lat),
                 "plan_latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}, "unmet": self.unmet,
-                "error": self.error}
+                "error": self.error, "confidences": [round(c, 4) for c in self.confidences]}
 
 
 def run_scenario(scenario, make: ScenarioPlanner, *, grasp_failure: float = 0.0, style=None,
@@ -118,7 +116,8 @@ def run_scenario(scenario, make: ScenarioPlanner, *, grasp_failure: float = 0.0,
         run = executor.run(scenario.instruction)
     ok = holds(goal, world)
     result = ScenarioResult(scenario.name, scenario.family or "-", ok, run.status, run.steps,
-                            run.plan_latencies_ms, [] if ok else unmet(goal, world), run.error)
+                            run.plan_latencies_ms, [] if ok else unmet(goal, world), run.error,
+                            [float(p.confidence) for p in run.plans])
     return result, run
 
 
@@ -159,6 +158,41 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
             "plan_latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}}
 
 
+#: Thresholds the routing curve is reported at (plus the model's own).
+DEFAULT_THRESHOLDS = [round(0.05 * i, 2) for i in range(20)] + [0.97, 0.98, 0.99]
+
+
+def confidence_curve(results: list[ScenarioResult], thresholds=None) -> list[dict[str, Any]]:
+    """How well confidence routes: per threshold, the share of episodes whose first plan clears it
+    (``accepted``, they would stay local) and the success rate among those (``success_if_accepted``);
+    ``all_plans_accepted`` counts episodes where every plan cleared it."""
+    rs = [r for r in results if r.confidences]
+    if thresholds is None:
+        thresholds = DEFAULT_THRESHOLDS
+    rows = []
+    for t in sorted(set(thresholds)):
+        acc = [r for r in rs if r.confidences[0] >= t]
+        every = [r for r in rs if min(r.confidences) >= t]
+        rows.append({"threshold": t, "accepted": round(len(acc) / len(rs), 4) if rs else None,
+                     "success_if_accepted": round(sum(r.success for r in acc) / len(acc), 4) if acc else None,
+                     "all_plans_accepted": round(len(every) / len(rs), 4) if rs else None,
+                     "success_if_all_accepted": round(sum(r.success for r in every) / len(every), 4) if every else None})
+    return rows
+
+
+def format_curve(rows: list[dict[str, Any]], default: float | None = None) -> str:
+    lines = [f"{'threshold':>9} {'first plan clears':>18} {'success of those':>17} {'every plan clears':>18} {'success of those':>17}"]
+    for r in rows:
+        mark = "  <- model default" if default is not None and abs(r["threshold"] - default) < 1e-9 else ""
+        lines.append(f"{r['threshold']:>9.2f} {_rate(r['accepted']):>18} {_rate(r['success_if_accepted']):>17} "
+                     f"{_rate(r['all_plans_accepted']):>18} {_rate(r['success_if_all_accepted']):>17}{mark}")
+    return "\n".join(lines)
+
+
+def _rate(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
 def format_table(results: list[ScenarioResult], summary: dict[str, Any], *, per_scenario: bool = True) -> str:
     lines = []
     if per_scenario:
@@ -180,18 +214,3 @@ def format_table(results: list[ScenarioResult], summary: dict[str, Any], *, per_
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

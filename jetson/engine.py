@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeagent.errors import ConfigError, DependencyMissing, ModelError
+from edgeagent.files import write_atomic
 from edgeagent.jetson.trt_runner import import_tensorrt
 
 log = logging.getLogger(__name__)
@@ -147,23 +147,6 @@ def _check_writable(path: Path, option: str) -> None:
                           "or fix its permissions")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise ConfigError(f"{option} {path} exists but is not readable and writable by this user")
-
-
-def write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -32,9 +32,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgeagent.files import write_atomic, write_with_atomic
 #: Scenario seeds from here up are held out for evaluation; training data never uses them.
 EVAL_SEED_MIN = 1_000_000
 FORMAT = 1
@@ -351,25 +350,15 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
                             f"randomized render styles and camera jitter, failed grasps, knocked and "
                             f"slipped blocks"),
             "generation_s": round(time.time() - t0, 1)}
-    _write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")
+    write_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta
 
 
 def _write_shard(out: Path, i: int, parts: list[dict[str, np.ndarray]]) -> str:
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     name = f"shard-{i:05d}.npz"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, out / name)
+    write_with_atomic(out / name, lambda buf: np.savez(buf, **arrays))
     return name
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def is_complete(data_dir: str | Path) -> bool:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from edgeagent.errors import ModelError
+from edgeagent.files import write_atomic
 
 OPSET = 17
 MAX_IR_VERSION = 9
@@ -117,20 +116,9 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
-    _write_atomic(onnx_path, data)
+    write_atomic(onnx_path, data)
     write_manifest(manifest, out_dir)
     return onnx_path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 from edgeagent.errors import ContractMismatch, ModelError
+from edgeagent.files import write_atomic
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
@@ -270,17 +270,8 @@ def write_manifest(manifest: Manifest, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / MANIFEST_NAME
     text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # A reader never sees a half-written manifest: the rename is atomic on one file system.
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A reader never sees a half-written manifest.
+    write_atomic(target, text)
     return target
 
 

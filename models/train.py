@@ -23,18 +23,16 @@ Losses, per refinement cycle (deep supervision, so fewer or more cycles still pl
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from edgeagent.files import write_json_atomic, write_with_atomic
 from edgeagent.models.tokenizer import UNK, Tokenizer, build_vocab
 
 #: A first call is right when each point lies within this distance (m) of the expert's.
@@ -244,25 +242,10 @@ def calibrate_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 
 
 # -- checkpoints --------------------------------------------------------------------------------------
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a half-written checkpoint."""
+    """torch.save, atomically: never a half-written checkpoint."""
     import torch
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_with_atomic(path, lambda buf: torch.save(obj, buf))
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -415,7 +398,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     final = out / "final.pt"
     save_atomic({"config": cfg.to_dict(), "model": net.state_dict(), "vocab": vocab, "primitives": primitives,
                  "cycles": cycles, "confidence_threshold": threshold, "training": summary}, final)
-    _write_json(out / "training.json", summary)
+    write_json_atomic(out / "training.json", summary)
     _log(f"done in {_hms(wall)}: {step} steps, held-out first-call accuracy "
          + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items())
          + f"; wrote {final}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -31,6 +30,7 @@ from typing import Iterable
 import yaml
 
 from edgeagent.errors import ScenarioError
+from edgeagent.files import write_atomic
 from edgeagent.sim.goals import Goal, bind, goal_to_yaml, parse_goal
 from edgeagent.sim.world import COLORS, WORKSPACE, World
 
@@ -307,26 +307,7 @@ def dump_scenarios(items: Iterable[Scenario | dict], path: str | os.PathLike) ->
                      allow_unicode=True, width=10_000)
     # A blank line between scenarios, as people write them; every scenario starts with its name.
     text = text.replace("\n- name:", "\n\n- name:")
-    _write_atomic(path, text)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private; keep the old file's mode, or a normal one for a new file.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text)
 
 
 # -- YAML flavour ----------------------------------------------------------------------------------

@@ -17,13 +17,17 @@ def add_parser(sub) -> None:
                    help="probability that a grasp fails, to exercise re-planning (default 0)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write results as JSON here")
     p.add_argument("--quiet", action="store_true", help="only the per-family table")
+    p.add_argument("--curve", action="store_true",
+                   help="also print how confidence routes: per threshold, the share of episodes that clear it "
+                        "and their success rate")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from edgeagent.errors import ConfigError
-    from edgeagent.harness import (PlannerContext, evaluate, format_table, make_planner, summarize,
-                                   write_json_atomic)
+    from edgeagent.harness import (DEFAULT_THRESHOLDS, PlannerContext, confidence_curve, evaluate, format_curve, format_table,
+                                   make_planner, summarize)
+    from edgeagent.files import write_json_atomic
     from edgeagent.sim.scenario import load_scenarios
 
     if not 0.0 <= args.grasp_failure <= 1.0:
@@ -44,9 +48,22 @@ def run(args) -> int:
     results = evaluate(scenarios, make, grasp_failure=args.grasp_failure, progress=progress)
     summary = summarize(results)
     print(format_table(results, summary, per_scenario=not args.quiet))
+    default = _model_threshold(args) if args.planner == "model" else None
+    curve = confidence_curve(results, None if default is None else DEFAULT_THRESHOLDS + [default])
+    if args.curve:
+        print()
+        print(format_curve(curve, default))
     if args.json_out:
         write_json_atomic(args.json_out, {"planner": args.planner, "files": args.files,
                                           "grasp_failure": args.grasp_failure, "summary": summary,
+                                          "confidence_threshold": default, "confidence_curve": curve,
                                           "scenarios": [r.to_dict() for r in results]})
         print(f"wrote {args.json_out}", file=sys.stderr)
     return 0
+
+
+def _model_threshold(args) -> float:
+    from edgeagent.models.manifest import load_manifest
+    from edgeagent.models.runtime import default_model_dir
+
+    return round(load_manifest(args.model or default_model_dir())[0].confidence_threshold, 4)

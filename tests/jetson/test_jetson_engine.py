@@ -10,7 +10,7 @@ import pytest
 
 from edgeagent.cli import main
 from edgeagent.errors import ConfigError, DependencyMissing, ModelError
-from edgeagent.jetson.engine import BuildRequest, build_engine, build_settings, check_build_request, write_atomic
+from edgeagent.jetson.engine import BuildRequest, build_engine, build_settings, check_build_request
 from edgeagent.jetson.trt_runner import TensorRTBackend, import_cudart
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -90,17 +90,6 @@ def test_ignored_fp16_is_explained():
     assert any("--fp16 ignored" in n for n in build_settings(True, True, (10, 3)).notes)
     assert any("no effect" in n for n in build_settings(False, True, (11, 0)).notes)
     assert build_settings(False, True, (10, 3)).notes == ()
-
-
-def test_write_atomic_replaces_and_cleans_up(tmp_path):
-    target = tmp_path / "planner.engine"
-    write_atomic(target, b"first")
-    write_atomic(target, memoryview(b"second plan"))
-    assert target.read_bytes() == b"second plan"
-    with pytest.raises(TypeError):
-        write_atomic(target, "text is not bytes")  # type: ignore[arg-type]
-    assert target.read_bytes() == b"second plan"  # the failed write left the old engine intact
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["planner.engine"]  # no temp files left
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here: the missing-dependency path cannot occur")
