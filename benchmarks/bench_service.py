@@ -44,9 +44,17 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    from importlib import metadata
+
     from edgeagent.service import versions
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), **versions()}
+    extra = {}
+    for name in ("torch", "transformers"):  # benchmark-only libraries: read without importing them
+        try:
+            extra[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            extra[name] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), **versions(), **extra}
 
 
 def summary(values: list[float]) -> dict:
@@ -88,11 +96,19 @@ def _goal(world):
 
 
 def bench_plan_overhead(model: str | None, n: int) -> tuple[dict, dict, str]:
+    overhead, rtt, setup = plan_overhead_samples(model, n)
+    return summary(overhead), summary(rtt), setup
+
+
+def plan_overhead_samples(model: str | None, n: int, size: tuple[int, int] = (640, 480)
+                          ) -> tuple[list[float], list[float], str]:
+    """Per request (after 50 warm-up ones): round trip minus inference (ms), round trip (ms), the setup."""
     from edgeagent.protocol import decode_reply, encode_image, encode_request
     from edgeagent.service import Service, ServiceServer
+    from edgeagent.sim.render import default_camera
     from edgeagent.sim.robot import SimRobot
 
-    robot = SimRobot.from_scene(["red"], ["blue"], seed=0)
+    robot = SimRobot.from_scene(["red"], ["blue"], seed=0, camera=default_camera(*size))
     router, what = make_router(model, robot)
     jpeg = encode_image(robot.observe().image, "jpeg", 90)
     service = Service(robot, router, camera=robot.camera)
@@ -113,10 +129,15 @@ def bench_plan_overhead(model: str | None, n: int) -> tuple[dict, dict, str]:
             rtt.append(ms)
             overhead.append(ms - inference)
         sock.close()
-    return summary(overhead), summary(rtt), f"{what}, JPEG {len(jpeg)} bytes 640x480"
+    return overhead, rtt, f"{what}, JPEG {len(jpeg)} bytes {size[0]}x{size[1]}"
 
 
-def bench_decision(n: int) -> dict:
+def bench_decision(n: int, runs: int = 20) -> dict:
+    return summary(decision_samples(n, runs))
+
+
+def decision_samples(n: int, runs: int = 20) -> list[float]:
+    """Per run of ``n // runs`` decisions, the mean time of one (us)."""
     from edgeagent.router import LinkHealth, Router
     from edgeagent.types import Plan
 
@@ -130,15 +151,21 @@ def bench_decision(n: int) -> dict:
     Remote.link.on_heartbeat(2.0, plan_ms=20.0)
     router = Router(Local(), Remote(), mode="auto", threshold=0.6)
     batches = []
-    for _ in range(20):
+    for _ in range(runs):
         t = time.perf_counter()
-        for _ in range(n // 20):
+        for _ in range(n // runs):
             router.decide(0.4, 150.0)
-        batches.append((time.perf_counter() - t) / (n // 20) * 1e6)
-    return summary(batches)
+        batches.append((time.perf_counter() - t) / (n // runs) * 1e6)
+    return batches
 
 
-def bench_process(model: str | None, n: int) -> tuple[dict, dict]:
+def bench_process(model: str | None, n: int, starts: int = 3) -> tuple[dict, dict]:
+    start, rss = process_samples(model, n, starts)
+    return summary(start), summary(rss)
+
+
+def process_samples(model: str | None, n: int, starts: int = 3) -> tuple[list[float], list[float]]:
+    """Per start of ``edgeagent serve``: seconds to the first answered ping, peak RSS (MB) after ``n`` plans."""
     from edgeagent.protocol import decode_reply, encode_image, encode_request
     from edgeagent.sim.robot import SimRobot
 
@@ -148,8 +175,8 @@ def bench_process(model: str | None, n: int) -> tuple[dict, dict]:
             f"planner: {{kind: expert}}\nbackend: {{kind: sim, sim: {{scenario_file: {ROOT}/sim/scenarios/demo.yaml}}}}"
         cfg.write_text(f"{planner}\nrouter: {{mode: local}}\n"
                        "service: {endpoint: 'tcp://127.0.0.1:*', events: 'tcp://127.0.0.1:*'}\n")
-        starts, rss = [], []
-        for _ in range(3):
+        start_s, rss = [], []
+        for _ in range(starts):
             t = time.perf_counter()
             proc = subprocess.Popen([sys.executable, "-m", "edgeagent.cli", "serve", "--config", str(cfg)],
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -161,7 +188,7 @@ def bench_process(model: str | None, n: int) -> tuple[dict, dict]:
                 sock.connect(endpoint)
                 sock.send_multipart(encode_request("ping", "p"))
                 decode_reply(sock.recv_multipart())
-                starts.append(time.perf_counter() - t)
+                start_s.append(time.perf_counter() - t)
                 jpeg = encode_image(SimRobot.from_scene(["red"], ["blue"]).observe().image)
                 for i in range(n):
                     sock.send_multipart(encode_request("plan", f"r{i}", jpeg, instruction="put the red block away"))
@@ -171,7 +198,7 @@ def bench_process(model: str | None, n: int) -> tuple[dict, dict]:
             finally:
                 proc.terminate()
                 proc.wait(10)
-    return summary(starts), summary(rss)
+    return start_s, rss
 
 
 def _peak_rss_mb(pid: int) -> float:

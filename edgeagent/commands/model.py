@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     e.add_argument("--out", required=True, help="folder for planner.onnx + manifest.json")
     e.add_argument("--cycles", type=int, default=None, help="refinement cycles baked in (default: as trained)")
     e.add_argument("--name", default=None, help="model name recorded in the manifest")
+    e.add_argument("--threshold", type=float, default=None,
+                   help="confidence threshold recorded in the manifest, which routers use by default "
+                        "(default: the one training calibrated; recalibrate it with 'edgeagent eval --curve')")
     e.set_defaults(func=run_export)
 
     q = msub.add_parser("quantize", help="INT8 Q/DQ quantization calibrated on simulator frames")
@@ -66,7 +69,12 @@ def run_train(args) -> int:
 def run_export(args) -> int:
     from edgeagent.models.export import export_onnx
 
-    path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name)
+    from edgeagent.errors import ConfigError
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name,
+                       confidence_threshold=args.threshold)
     print(f"wrote {path} and {path.parent / 'manifest.json'}")
     return 0
 
