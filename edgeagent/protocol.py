@@ -340,13 +340,28 @@ def _jpeg_size(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def decode_image(data: bytes, rid: str = "?") -> np.ndarray:
-    """An image frame -> H x W x 3 uint8 BGR, after ``check_image_frame``; raises ProtocolError."""
+#: JPEG decode-time downscaling (in the DCT, nearly free): factor -> cv2 flag.
+_REDUCED = ((8, "IMREAD_REDUCED_COLOR_8"), (4, "IMREAD_REDUCED_COLOR_4"), (2, "IMREAD_REDUCED_COLOR_2"))
+
+
+def decode_image(data: bytes, rid: str = "?", *, at_least: int | None = None) -> np.ndarray:
+    """An image frame -> H x W x 3 uint8 BGR, after ``check_image_frame``; raises ProtocolError.
+
+    With ``at_least``, a JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling: a box
+    average, much cheaper than a full decode and a later resize) as long as both sides stay at least
+    ``at_least`` pixels; the caller rescales its camera model to the image it gets. PNGs decode whole.
+    """
     import cv2
 
     fmt, w, h = check_image_frame(data, rid)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.shape[:2] != (h, w):
+    flag, f = cv2.IMREAD_COLOR, 1
+    if at_least and fmt == "jpeg":
+        for factor, name in _REDUCED:
+            if min(w, h) // factor >= at_least:
+                flag, f = getattr(cv2, name), factor
+                break
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if image is None or image.shape[:2] != (-(-h // f), -(-w // f)):
         raise ProtocolError("bad_image", f"request {rid}: the {fmt} image ({w} x {h} by its header) cannot be "
                                          "decoded; it is corrupt or truncated")
     return image

@@ -163,3 +163,18 @@ def test_camera_models_are_checked_part_by_part(change, words):
     with pytest.raises(ProtocolError, match="lacks 'R'"):
         decode_camera({k: v for k, v in GOOD_CAMERA.items() if k != "R"})
     assert decode_camera(GOOD_CAMERA).width == 640
+
+
+def test_decode_image_reduces_large_jpegs_only_as_far_as_asked_and_never_pngs():
+    import cv2
+
+    frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    png = cv2.imencode(".png", frame)[1].tobytes()
+    assert decode_image(jpeg, "r").shape == (480, 640, 3)
+    assert decode_image(jpeg, "r", at_least=192).shape == (240, 320, 3)   # /4 would leave 120 < 192
+    assert decode_image(jpeg, "r", at_least=60).shape == (60, 80, 3)      # /8
+    assert decode_image(jpeg, "r", at_least=481).shape == (480, 640, 3)   # too small to reduce
+    assert decode_image(png, "r", at_least=60).shape == (480, 640, 3)
+    odd = cv2.imencode(".jpg", frame[:479, :641 - 2])[1].tobytes()
+    assert decode_image(odd, "r", at_least=100).shape == (120, 160, 3)    # sizes round up

@@ -27,7 +27,9 @@ class SlowRobot(SimRobot):
         self.stops = 0
 
     def execute(self, call):
-        time.sleep(0.3)
+        # The first step is quick; later ones slow, so Ctrl-C after the first step lands mid-run even on
+        # a loaded CI machine (the run would otherwise finish before the cancel arrives).
+        time.sleep(0.3 if self.steps == 0 else 1.5)
         return super().execute(call)
 
     def stop(self):

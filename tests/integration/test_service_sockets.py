@@ -6,6 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import cv2
 import numpy as np
 import pytest
 import zmq
@@ -19,6 +20,7 @@ from edgeagent.service import Service, ServiceServer
 from edgeagent.sim.expert import ExpertPlanner
 from edgeagent.sim.robot import SimRobot
 from edgeagent.sim.scenario import scenario_from_dict
+from edgeagent.types import Observation
 
 
 @contextmanager
@@ -86,6 +88,25 @@ def test_plan_with_a_client_image_and_with_the_service_camera(tiny_model):
     assert small.model == own.model
     assert {p["name"] for p in schema} >= {"pick", "place", "home"}
     assert robot.steps == 0  # plan never moves the robot
+
+
+def test_a_large_jpeg_decoded_at_reduced_size_plans_like_the_full_frame():
+    """The service decodes a 640 x 480 JPEG at half size for a 96-pixel model; the plan must not change."""
+    from edgeagent.models.runtime import default_model_dir
+
+    robot = SimRobot.from_scene(["red", "green", "blue"], ["yellow"], seed=5)
+    planner = ModelPlanner(default_model_dir())
+    obs = robot.observe()
+    jpeg_frame = cv2.imdecode(np.frombuffer(cv2.imencode(".jpg", obs.image)[1], np.uint8), cv2.IMREAD_COLOR)
+    instruction = "put the green block in the yellow bowl"
+    full = planner.plan(Observation(jpeg_frame, obs.camera, obs.holding), instruction)
+    with serving(robot, Router(planner, mode="local")) as (_, client):
+        sent = client.plan(instruction, obs.image, image_format="jpeg")
+    assert [c.primitive for c in sent.calls] == [c.primitive for c in full.calls] and sent.calls
+    for a, b in zip(sent.calls, full.calls):
+        for name in a.args:
+            assert np.hypot(*np.subtract(a.args[name], b.args[name])) < 0.01, (a, b)
+    assert abs(sent.confidence - full.confidence) < 0.05
 
 
 def test_run_streams_every_event_in_order_and_status_agrees():
