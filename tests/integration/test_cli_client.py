@@ -57,12 +57,20 @@ def test_run_follow_prints_every_step_until_done(capsys):
     assert sum(line.startswith("step ") for line in out) == robot.steps >= 4
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_during_follow_cancels_the_run():
     robot, server = expert_service(SlowRobot)
     with server:
         proc = subprocess.Popen([sys.executable, "-m", "edgeagent.cli", "run", "stack all blocks", "--connect",
                                  server.endpoint, "--follow", "--json"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=subprocess_env())
+                                stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+                                # A terminal user's Ctrl-C is what this test stands for: whatever the test
+                                # process did with SIGINT (ignored, blocked), the child starts with the default.
+                                preexec_fn=_default_sigint)
         try:
             for line in proc.stdout:
                 if json.loads(line)["kind"] == "step":
