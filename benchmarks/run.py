@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_service import machine  # noqa: E402
+from edgeagent.files import write_atomic, write_json_atomic  # noqa: E402
 from measure import QUICK_RUNS, ROOT, RUNS, Context, Skip  # noqa: E402
 
 #: Figure name -> (module, function, what it shows), in the order of the README.
@@ -88,12 +89,6 @@ def _str(p: Path | None) -> str | None:
     return None if p is None else str(p)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    from edgeagent.files import write_json_atomic as write  # temporary file + os.replace
-
-    write(path, data)
-
-
 # -- RESULTS.md ---------------------------------------------------------------------------------------------
 def _num(v: Any) -> str:
     if not isinstance(v, (int, float)) or isinstance(v, bool):
@@ -152,8 +147,6 @@ def write_results_md(out: Path) -> Path:
         path = out / f"{name}.json"
         if path.is_file():
             records.append(json.loads(path.read_text()))
-    from edgeagent.files import write_atomic
-
     return write_atomic(out / "RESULTS.md", results_markdown(records) if records else "No figures measured yet.\n")
 
 

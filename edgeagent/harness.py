@@ -159,7 +159,7 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
 
 
 #: Thresholds the routing curve is reported at (plus the model's own).
-DEFAULT_THRESHOLDS = [round(0.05 * i, 2) for i in range(20)] + [0.97, 0.98, 0.99]
+DEFAULT_THRESHOLDS = (*(round(0.05 * i, 2) for i in range(20)), 0.97, 0.98, 0.99)
 
 
 def confidence_curve(results: list[ScenarioResult], thresholds=None) -> list[dict[str, Any]]:

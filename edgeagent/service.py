@@ -194,6 +194,7 @@ class Service:
                 raise ProtocolError("robot_error", f"request {r.id}: the service camera failed: {exc}") from None
         # The model sees an S x S image: decoding at a fraction of a large frame's size loses nothing it
         # uses (at least 2 S per side is kept for the INTER_AREA resize) and halves the decode + resize cost.
+        # An offloaded plan sends this reduced frame on to the workstation as well.
         side = getattr(getattr(self.router.local, "manifest", None), "S", None)
         image = decode_image(r.image, r.id, at_least=2 * side if isinstance(side, int) else None)
         if r.get("camera") is not None:

@@ -49,7 +49,7 @@ def run(args) -> int:
     summary = summarize(results)
     print(format_table(results, summary, per_scenario=not args.quiet))
     default = _model_threshold(args) if args.planner == "model" else None
-    curve = confidence_curve(results, None if default is None else DEFAULT_THRESHOLDS + [default])
+    curve = confidence_curve(results, None if default is None else (*DEFAULT_THRESHOLDS, default))
     if args.curve:
         print()
         print(format_curve(curve, default))

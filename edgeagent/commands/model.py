@@ -67,9 +67,8 @@ def run_train(args) -> int:
 
 
 def run_export(args) -> int:
-    from edgeagent.models.export import export_onnx
-
     from edgeagent.errors import ConfigError
+    from edgeagent.models.export import export_onnx
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
