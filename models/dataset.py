@@ -54,6 +54,10 @@ GRASP_FAILURE = 0.3
 #: Per-step probability of knocking a block elsewhere / of the held block slipping away.
 KNOCK_P = 0.06
 SLIP_P = 0.06
+#: How the expert lays out lines in the data: on fixed table lines and slots, which a planner can read
+#: off the image (the least-travel layout depends on which blocks happen to be aligned; see
+#: ``edgeagent.sim.expert.expert_calls``).
+LINE_STYLE = "canonical"
 #: Scenarios per work unit handed to a worker process.
 CHUNK = 16
 #: Samples per shard file.
@@ -260,7 +264,7 @@ def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_step
     family = sc.family or "-"
     n = 0
     for step in range(sc.max_steps + extra_steps):
-        calls = expert_calls(world, goal)
+        calls = expert_calls(world, goal, lines=LINE_STYLE)
         frame = render(world, camera, style, seed=int(rng.integers(0, 2**31 - 1)))
         rec.add(frame, camera, world, sc.instruction, calls, index, family, step)
         n += 1
@@ -288,10 +292,12 @@ def _work(job: tuple) -> dict[str, np.ndarray]:
 # -- the dataset --------------------------------------------------------------------------------------
 def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, scenarios: int = 4000,
                      seed: int = 0, S: int = 96, G: int = 12, K: int = 4, A: int = 2, workers: int = 2,
-                     progress: bool = True) -> dict[str, Any]:
-    """Generate ``scenarios`` scenarios (spread evenly over ``families``) into shards; returns meta.
+                     weights: dict[str, float] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Generate ``scenarios`` scenarios (spread over ``families``) into shards; returns meta.
 
-    Deterministic for given arguments, whatever the number of workers.
+    ``weights`` (family -> relative weight, default 1) gives some families more scenarios than others,
+    e.g. the ones a model still gets wrong. Deterministic for given arguments, whatever the number of
+    workers.
     """
     from edgeagent.errors import ConfigError
     from edgeagent.sim.families import FAMILIES, generate
@@ -300,10 +306,18 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
         raise ConfigError(f"training seed {seed} must be in [0, {EVAL_SEED_MIN}): seeds from {EVAL_SEED_MIN} up "
                           "are reserved for held-out evaluation scenarios")
     names = list(FAMILIES) if not families else list(dict.fromkeys(families))
-    per_family = max(1, math.ceil(scenarios / len(names)))
-    items = generate(names, per_family, seed)
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(names))
+    if unknown or any(w <= 0 for w in weights.values()):
+        raise ConfigError(f"family weights: {', '.join(unknown) or 'a weight <= 0'} "
+                          f"(weights need families being generated and positive values; families: {', '.join(names)})")
+    share = np.array([weights.get(n, 1.0) for n in names], float)
+    counts = [max(1, math.ceil(scenarios * w / share.sum())) for w in share]
+    per_family = max(counts)
+    # A family's scenarios do not depend on the others asked for, so weights change only how many.
+    by_family = [generate([n], c, seed) for n, c in zip(names, counts)]
     # Interleave families so every chunk (and shard) mixes them.
-    items = [items[f * per_family + i] for i in range(per_family) for f in range(len(names))]
+    items = [fam[i] for i in range(per_family) for fam in by_family if i < len(fam)]
     prims = primitive_table()
     if max(len(p["args"]) for p in prims) > A:
         raise ConfigError(f"a primitive takes more than A={A} point arguments; raise A")
@@ -340,18 +354,25 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
             pool.close()
             pool.join()
     meta = {"format": FORMAT, "complete": True, "S": S, "G": G, "K": K, "A": A, "primitives": prims,
-            "families": names, "scenarios": len(items), "seed": seed, "samples": samples, "shards": shards,
+            "families": names, "family_scenarios": dict(zip(names, counts)), "line_style": LINE_STYLE,
+            "scenarios": len(items), "seed": seed, "samples": samples, "shards": shards,
             "render": {"width": RENDER_W, "height": RENDER_H, "resize": "cv2.INTER_AREA",
                        "clean_share": CLEAN_SHARE},
             "perturbations": {"failing_share": FAILING_SHARE, "grasp_failure": GRASP_FAILURE, "knock_p": KNOCK_P,
                               "slip_p": SLIP_P},
             "description": (f"{samples} closed-loop expert states from {len(items)} scenarios "
-                            f"({per_family} per family x {len(names)} families, generate seed {seed}); "
+                            f"({_spread(names, counts)}, generate seed {seed}); lines in the {LINE_STYLE} layout; "
                             f"randomized render styles and camera jitter, failed grasps, knocked and "
                             f"slipped blocks"),
             "generation_s": round(time.time() - t0, 1)}
     write_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def _spread(names: list[str], counts: list[int]) -> str:
+    if len(set(counts)) == 1:
+        return f"{counts[0]} per family x {len(names)} families"
+    return ", ".join(f"{n} {c}" for n, c in zip(names, counts))
 
 
 def _write_shard(out: Path, i: int, parts: list[dict[str, np.ndarray]]) -> str:

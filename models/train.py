@@ -254,13 +254,18 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           families: list[str] | None = None, scenarios: int = DEFAULT_SCENARIOS, width: int = 128, layers: int = 2,
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
-          command: str | None = None,
+          family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           progress: Callable[[str], None] | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
     ``families`` (default: all) with scenario seeds derived from ``seed`` (always below the held-out
-    range). Resumes from ``out_dir/last.pt`` when it exists and matches these settings.
+    range), ``family_weights`` giving some families more. Resumes from ``out_dir/last.pt`` when it
+    exists and matches these settings.
+
+    ``init`` (a ``final.pt``) fine-tunes that model instead of starting from random weights: its
+    network sizes and vocabulary are kept (the size arguments are ignored), and the optimizer starts
+    afresh with this run's schedule.
     """
     import torch
 
@@ -271,11 +276,15 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    start = _load_init(init) if init is not None else None
+    if start is not None:
+        sizes = NetConfig.from_dict(start["config"])
+        S, G, T, K, width, layers, heads = sizes.S, sizes.G, sizes.T, sizes.K, sizes.width, sizes.layers, sizes.heads
     if data_dir is None:
         data_dir = out / "data"
         if not ds.is_complete(data_dir):
             ds.generate_dataset(data_dir, families=families, scenarios=scenarios, seed=seed, S=S, G=G, K=K,
-                                workers=workers)
+                                workers=workers, weights=family_weights)
     data = ds.load_dataset(data_dir)
     meta = data["meta"]
     if (meta["S"], meta["G"], meta["K"]) != (S, G, K):
@@ -283,12 +292,18 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
                           f"training asks for S={S}, G={G}, K={K}; regenerate the data or match the sizes")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    vocab = build_vocab(data["texts"], min_count=2)
+    vocab = build_vocab(data["texts"], min_count=2) if start is None else list(start["vocab"])
     tok = Tokenizer(vocab, T)
     primitives = meta["primitives"]
+    if start is not None and start["primitives"] != primitives:
+        raise ConfigError(f"{init}: the model was trained for primitives {_names(start['primitives'])} but the "
+                          f"data in {data_dir} has {_names(primitives)}; regenerate the data or start afresh")
     cfg = NetConfig(vocab_size=len(vocab), P=1 + len(primitives), S=S, G=G, T=T, K=K, A=meta["A"],
                     width=width, heads=heads, layers=layers, cycles=cycles)
     net = PlannerNet(cfg)
+    if start is not None:
+        net.load_state_dict(start["model"])
+        _log(f"fine-tuning {init} ({start.get('training', {}).get('steps', '?')} steps before)")
     # Hold out whole scenarios (the last ones) for validation so near-duplicate frames never leak.
     scen = data["scenario"]
     uniq = np.unique(scen)
@@ -306,6 +321,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         return lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup)))))
 
     settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "cycles": cycles, "bf16": bf16,
+                "init": str(init) if init is not None else None,
                 "config": cfg.to_dict(),
                 "data": meta.get("description", str(data_dir))}
     step, trained_s = 0, 0.0
@@ -392,6 +408,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         "samples": int(len(train_rows)), "val_samples": int(len(val_rows)), "seed": seed,
         "steps": step, "steps_planned": steps, "stopped_early_by_time_budget": stopped_early,
         "batch": batch, "lr": lr, "cycles": cycles, "parameters": count_params(net),
+        "init": None if start is None else {"from": str(init), "training": start.get("training", {})},
         "val_first_call": figures, "confidence_threshold": threshold,
         "final_loss": round(ema.get("loss", float("nan")), 4),
     }
@@ -403,6 +420,28 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
          + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items())
          + f"; wrote {final}")
     return final
+
+
+def _load_init(path: str | Path) -> dict[str, Any]:
+    """The checkpoint a fine-tuning run starts from (a ``final.pt``), with a clear error otherwise."""
+    import torch
+
+    from edgeagent.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--init {p}: no such file; give a final.pt written by 'edgeagent model train' "
+                          "(the shipped one is models/shipped/final.pt)")
+    ck = torch.load(p, map_location="cpu", weights_only=True)
+    missing = [k for k in ("config", "model", "vocab", "primitives") if k not in ck]
+    if missing:
+        raise ConfigError(f"--init {p}: not a final.pt of 'edgeagent model train' (lacks {', '.join(missing)}); "
+                          "last.pt files are resumed automatically by training into their folder instead")
+    return ck
+
+
+def _names(prims: list[dict]) -> str:
+    return "[" + ", ".join(p["name"] for p in prims) + "]"
 
 
 def _per_family(right: np.ndarray, family: np.ndarray) -> dict[str, float]:
@@ -421,6 +460,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--out", required=True, help="folder for data, checkpoints, final.pt and training.json")
     p.add_argument("--data", default=None, help="existing dataset folder (default: generate into OUT/data)")
     p.add_argument("--families", default=None, help="comma-separated task families (default: all)")
+    p.add_argument("--family-weights", default=None, metavar="F=W,...",
+                   help="relative number of scenarios per family (default 1 each), e.g. line=3,stack=2")
+    p.add_argument("--init", default=None, metavar="FINAL_PT",
+                   help="fine-tune this trained model (a final.pt) instead of starting from random weights")
     p.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS,
                    help=f"scenarios to generate data from (default {DEFAULT_SCENARIOS}, about 5 states each)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS})")
@@ -440,13 +483,33 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """``"line=3,stack=2"`` -> {"line": 3.0, "stack": 2.0}; None for None or empty."""
+    from edgeagent.errors import ConfigError
+
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, eq, value = part.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not part or not eq or not name.strip() or not w > 0:
+            raise ConfigError(f"--family-weights: {part!r} is not FAMILY=WEIGHT with a weight > 0 "
+                              "(e.g. --family-weights line=3,rank-from-side=2)")
+        out[name.strip()] = w
+    return out
+
+
 def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     command = "edgeagent model train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     train(args.out, data_dir=args.data, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
           cycles=args.cycles, minutes=args.minutes, families=families, scenarios=args.scenarios,
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=not args.fp32,
-          val_every=args.val_every,
+          val_every=args.val_every, family_weights=parse_weights(args.family_weights), init=args.init,
           command=command)
     return 0
 

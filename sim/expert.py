@@ -55,6 +55,14 @@ _IN_ZONE = 0.07
 _LINE_SPREAD = LINE_TOLERANCE - 0.003
 # Stayers of a line are chosen among objects whose offsets span at most this (m).
 _LINE_BAND = 0.05
+#: How ``expert_calls`` lays out a line (its ``lines`` argument).
+LINE_STYLES = ("keep", "canonical")
+# Canonical lines: the table lines tried in order (m from the centre along the line's normal), the
+# slots along the chosen line in the order they are filled (m from its middle), and how far (m) from
+# the line a block may already lie and stay.
+_CANON_LINES = (0.0, 0.1, -0.1, 0.2, -0.2)
+_CANON_SLOTS = (0.0, -0.1, 0.1, -0.2, 0.2, -0.05, 0.05, -0.15, 0.15, -0.25, 0.25)
+_CANON_BAND = 0.02
 # Points are rounded to 0.1 mm: readable plans, and far below every tolerance.
 _DECIMALS = 4
 # Clearance checks accept this shortfall (m): twice the rounding, far below the gap's 5 mm margin.
@@ -78,7 +86,7 @@ Literal = tuple[Pred, bool]  # (predicate, True = must hold / False = must not h
 
 # -- public API ------------------------------------------------------------------------------------
 
-def expert_calls(world: World, goal: Goal) -> list[Call]:
+def expert_calls(world: World, goal: Goal, *, lines: str = "keep") -> list[Call]:
     """The whole remaining plan from the current state of ``world``: ``pick``/``place`` calls with
     ``{"at": (x, y)}`` (metres). ``[]`` when the task is done: ``goal`` holds and the gripper is
     empty. A pure function of the state: the same state always gives the same plan, and nothing is
@@ -87,7 +95,14 @@ def expert_calls(world: World, goal: Goal) -> list[Call]:
     When the gripper holds a block, the first call is a ``place``, also when the goal already holds
     (the block is put down where the goal still holds). A goal that cannot be reached gives the best
     partial plan found (possibly empty), so ``holds`` stays False after it.
+
+    ``lines`` chooses how a ``line`` of movable blocks is laid out (see ``LINE_STYLES``): ``keep``
+    (least travel: the blocks already aligned stay, the others join their line) or ``canonical`` (the
+    line lies on one of a few fixed table lines, the blocks on fixed slots along it: more moves, but
+    every target is a fixed spot a learned planner can read from the image; the training data uses it).
     """
+    if lines not in LINE_STYLES:
+        raise ValueError(f"lines must be one of {', '.join(LINE_STYLES)}, got {lines!r}")
     goal = _expand(goal, world)
     if done(world, goal):
         return []
@@ -95,7 +110,7 @@ def expert_calls(world: World, goal: Goal) -> list[Call]:
     fallback: list[Call] | None = None
     for literals in _alternatives(goal)[:_MAX_ALTERNATIVES]:
         # An alternative that cannot beat the best so far is cut short.
-        calls, reached = _simulate(world, goal, literals, None if best is None else len(best) - 1)
+        calls, reached = _simulate(world, goal, literals, None if best is None else len(best) - 1, lines)
         if fallback is None:
             fallback = calls
         # Strictly shorter wins, so ties go to the earlier alternative: deterministic.
@@ -116,8 +131,9 @@ class ExpertPlanner:
     with confidence 1.0, source and model "expert".
     """
 
-    def __init__(self, world: World, goal: Goal):
+    def __init__(self, world: World, goal: Goal, *, lines: str = "keep"):
         self.world = world
+        self.lines = lines
         # Binding again is harmless for a bound goal and names any object the scene lacks now,
         # rather than failing at the first plan.
         self.goal = bind(goal, world, "ExpertPlanner")
@@ -126,7 +142,7 @@ class ExpertPlanner:
         """The remaining plan from the world's current state; ``done`` when the goal holds and
         the gripper is empty (exactly when the plan is empty)."""
         t0 = time.perf_counter()
-        calls = tuple(expert_calls(self.world, self.goal))
+        calls = tuple(expert_calls(self.world, self.goal, lines=self.lines))
         finished = done(self.world, self.goal)
         ms = (time.perf_counter() - t0) * 1000.0
         return Plan(calls=calls, done=finished, confidence=1.0, source="expert", model="expert",
@@ -205,7 +221,7 @@ def _state_key(world: World) -> tuple:
 
 
 def _simulate(world: World, goal: Goal, literals: list[Literal],
-              cap: int | None = None) -> tuple[list[Call], bool]:
+              cap: int | None = None, lines: str = "keep") -> tuple[list[Call], bool]:
     """Iterate the next-call rule on a clone until ``done``, no call is left, a state repeats, or
     ``cap`` calls (by default a generous bound). Returns the calls and whether it got done."""
     sim = _clone(world)
@@ -217,7 +233,7 @@ def _simulate(world: World, goal: Goal, literals: list[Literal],
         if key in seen or len(calls) >= cap:
             return calls, False
         seen.add(key)
-        call = _next_call(sim, literals)
+        call = _next_call(sim, literals, lines)
         if call is None:
             return calls, False
         registry.get(call.primitive).fn(sim, TablePoint(*call.args["at"]))
@@ -225,9 +241,9 @@ def _simulate(world: World, goal: Goal, literals: list[Literal],
     return calls, True
 
 
-def _next_call(world: World, literals: list[Literal]) -> Call | None:
+def _next_call(world: World, literals: list[Literal], lines: str = "keep") -> Call | None:
     """The one call to make now: place the held block, or pick the block to move next."""
-    task = _Task.build(world, literals)
+    task = _Task.build(world, literals, lines)
     if world.held is not None:
         at = task.target(world.held) or task.park(world.held)
         return Call("place", {"at": _round(at)})
@@ -347,7 +363,7 @@ class _Task:
 
     # -- building ------------------------------------------------------------------------------
     @staticmethod
-    def build(world: World, literals: list[Literal]) -> "_Task":
+    def build(world: World, literals: list[Literal], lines: str = "keep") -> "_Task":
         t = _Task(_View(world))
         pos = [p for p, positive in literals if positive]
         neg = [p for p, positive in literals if not positive]
@@ -382,7 +398,8 @@ class _Task:
                 t._distinct(p)
         for p in pos:
             if p.name == "line":
-                t._line(p)
+                if lines != "canonical" or not t._canonical_line(p):
+                    t._line(p)
         t._refresh()
         t._offsets([p for p in pos if p.name == "offset"])
         for p in neg:
@@ -543,6 +560,64 @@ class _Task:
         for n, slot in slots.items():
             self._need(_color(n), self.point, slot)
             self._need(_color(n), self.flat)
+
+    def _canonical_line(self, p: Pred) -> bool:
+        """Lay a line of movable blocks on the first fixed table line with room (``_CANON_LINES``):
+        blocks already within ``_CANON_BAND`` of it stay, the others take its free slots in the fixed
+        order of ``_CANON_SLOTS``, each slot going to the nearest block that still has to move (the
+        held one first). False (nothing decided) when a member is not a movable block or no fixed
+        line has room; the least-travel layout is used then."""
+        v = self.view
+        if holds(p, v.world):
+            return True
+        orient, names = p.args[0], list(p.args[1:])
+        if any(not _is_block(n) or _color(n) in self.fixed for n in names):
+            return False
+        members = [_color(n) for n in names]
+        frames = {"horizontal": [(0.0, 1.0)], "vertical": [(1.0, 0.0)],
+                  "diagonal": [(1 / math.sqrt(2), -1 / math.sqrt(2)), (1 / math.sqrt(2), 1 / math.sqrt(2))]}[orient]
+        others = v.points(v.table(members))
+        for c in _CANON_LINES:
+            for normal in frames:
+                along = (-normal[1], normal[0])
+                stay: list[str] = []
+                for m in members:
+                    x, y = v.xy(m)
+                    if (m != v.held and v.on_block(m) is None and not v.above[m]
+                            and abs(x * normal[0] + y * normal[1] - c) <= _CANON_BAND
+                            and all(math.dist((x, y), v.xy(s)) >= _GAP for s in stay)):
+                        stay.append(m)
+                movers = [m for m in members if m not in stay]
+                pts = np.array([(c * normal[0] + t * along[0], c * normal[1] + t * along[1]) for t in _CANON_SLOTS])
+                ok = ((np.abs(pts) <= LIMIT + 1e-9).all(axis=1)
+                      & _free(pts, np.concatenate([others, v.points(stay)]), v.bowl_points())
+                      & _free(pts, self._reserved(members), None))
+                usable: list[int] = []  # free slots in order, each clear of those taken before it
+                for i in np.flatnonzero(ok):
+                    if _free(pts[i:i + 1], pts[usable], None)[0]:
+                        usable.append(int(i))
+                if len(usable) < len(movers):
+                    continue
+                lying = {m: v.xy(m) for m in movers if m != v.held}
+                slots: dict[str, Point] = {}
+                for i in usable:
+                    pt = (float(pts[i, 0]), float(pts[i, 1]))
+                    # Who could go there now: not blocked by another block that still has to move.
+                    cands = [m for m in movers if m not in slots and
+                             _free(pts[i:i + 1], v.points([o for o in lying if o != m]), None)[0]]
+                    if not cands:
+                        continue
+                    held = [m for m in cands if m == v.held]
+                    m = held[0] if held else min(cands, key=lambda m: (round(math.dist(lying[m], pt), 6), members.index(m)))
+                    slots[m] = pt
+                for m in stay:
+                    self._need(m, self.flat)
+                    self._need(m, self.clear)
+                for m in list(slots) + [m for m in movers if m not in slots]:
+                    self._need(m, self.point, slots.get(m))
+                    self._need(m, self.flat)
+                return True
+        return False
 
     def _line_slots(self, normal: Point, window: list[str], names: list[str], off: dict):
         """Slots for the objects outside ``window`` on the line through it, or None when they do not

@@ -77,3 +77,34 @@ def test_held_out_seeds_are_refused(tmp_path):
         ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=1, seed=ds.EVAL_SEED_MIN)
     with pytest.raises(ConfigError, match="no complete dataset"):
         ds.load_dataset(tmp_path)
+
+
+def test_family_weights_give_a_family_more_scenarios_of_the_same_kind(tmp_path):
+    meta = ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=4, seed=3, workers=1, progress=False,
+                               weights={"stack": 3})
+    assert meta["family_scenarios"] == {"pick-place-bowl": 1, "stack": 3}
+    assert "stack 3" in meta["description"] and meta["line_style"] == "canonical"
+    data = ds.load_dataset(tmp_path)
+    assert sorted(set(data["family"][data["scenario"] == s][0] for s in np.unique(data["scenario"]))) == FAMILIES
+    # The weighted family's scenarios start with the ones an unweighted run draws.
+    assert generate(["stack"], 3, 3)[:2] == generate(["stack"], 2, 3)
+
+
+def test_bad_family_weights_are_refused_with_the_families(tmp_path):
+    with pytest.raises(ConfigError, match="line.*families: pick-place-bowl, stack"):
+        ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=2, weights={"line": 2}, progress=False)
+    with pytest.raises(ConfigError, match="weight <= 0"):
+        ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=2, weights={"stack": 0}, progress=False)
+
+
+
+def test_line_labels_are_the_canonical_layout(tmp_path):
+    ds.generate_dataset(tmp_path, families=["line"], scenarios=2, seed=8, workers=1, progress=False)
+    data = ds.load_dataset(tmp_path)
+    for idx, item in enumerate(generate(["line"], 2, 8)):
+        first = np.flatnonzero((data["scenario"] == idx) & (data["step"] == 0))[0]
+        sc = scenario_from_dict(item)
+        world = sc.build_world()
+        calls = expert_calls(world, sc.bound_goal(world), lines="canonical")
+        for k, call in enumerate(calls[:4]):
+            np.testing.assert_allclose(data["points"][first, k, 0], call.args["at"], atol=1e-6)

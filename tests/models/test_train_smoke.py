@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from edgeagent.errors import ConfigError
 from edgeagent.models import dataset as ds
 from edgeagent.models import train as train_mod
 from edgeagent.models.export import export_onnx
@@ -75,3 +76,30 @@ def test_command_line_generates_data_when_none_is_given(tmp_path, capsys):
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
     assert summary["command"].startswith("edgeagent model train --out")
     assert "step 2/2" in capsys.readouterr().err
+
+
+def test_init_fine_tunes_a_trained_model_keeping_its_sizes_and_vocabulary(tmp_path, data_dir):
+    base = train(tmp_path / "base", data_dir=data_dir, steps=2, seed=1, **TINY)
+    start = torch.load(base, weights_only=True)
+    # Sizes given to the fine-tuning run are ignored: the network is the one being fine-tuned.
+    tuned = train(tmp_path / "tuned", data_dir=data_dir, steps=2, seed=2, init=base, **{**TINY, "width": 64})
+    ck = torch.load(tuned, weights_only=True)
+    assert ck["config"] == start["config"] and ck["vocab"] == start["vocab"]
+    assert any(not torch.equal(ck["model"][k], start["model"][k]) for k in ck["model"])
+    assert ck["training"]["init"]["from"] == str(base)
+
+
+def test_init_errors_name_the_file_and_what_to_give(tmp_path, data_dir):
+    with pytest.raises(ConfigError, match="no such file.*final.pt"):
+        train(tmp_path / "x", data_dir=data_dir, steps=1, init=tmp_path / "missing.pt", **TINY)
+    torch.save({"model": {}}, tmp_path / "odd.pt")
+    with pytest.raises(ConfigError, match="lacks config, vocab, primitives"):
+        train(tmp_path / "x", data_dir=data_dir, steps=1, init=tmp_path / "odd.pt", **TINY)
+
+
+def test_family_weights_option_is_parsed_and_checked():
+    assert train_mod.parse_weights("line=3, stack=1.5") == {"line": 3.0, "stack": 1.5}
+    assert train_mod.parse_weights("") is None
+    for bad in ("line", "line=x", "line=-1", "=2"):
+        with pytest.raises(ConfigError, match="FAMILY=WEIGHT"):
+            train_mod.parse_weights(bad)

@@ -385,3 +385,80 @@ def test_expert_planner_refuses_a_goal_about_objects_the_scene_lacks():
     world = World.from_scene(["red"], ["gray"], seed=0)
     with pytest.raises(ScenarioError, match="no 'blue bowl'"):
         ExpertPlanner(world, parse_goal([{"in": ["red block", "blue bowl"]}], "test"))
+
+
+# -- the canonical line layout (the training data's) -------------------------------------------------
+
+def run_canonical(world: World, goal, max_steps: int = 40) -> list[Call]:
+    done: list[Call] = []
+    for _ in range(max_steps):
+        calls = expert_calls(world, goal, lines="canonical")
+        assert calls == expert_calls(copy.deepcopy(world), goal, lines="canonical")
+        if not calls:
+            assert holds(goal, world) and world.held is None, unmet(goal, world)
+            return done
+        execute(world, calls[0])
+        done.append(calls[0])
+    raise AssertionError(f"not done in {max_steps} steps: {unmet(goal, world)}")
+
+
+@pytest.mark.parametrize("orientation", ["horizontal", "vertical", "diagonal"])
+def test_canonical_line_puts_blocks_on_fixed_slots_of_a_fixed_line(orientation):
+    rng = np.random.default_rng(zlib.crc32(orientation.encode()))
+    for i in range(6):
+        world, blocks, bowls = random_scene(rng, int(rng.integers(3, 6)), int(rng.integers(0, 3)), stack_p=0.3)
+        goal = goal_of(world, [{"line": [orientation, "all blocks"]}])
+        if holds(goal, world):
+            continue
+        for call in run_canonical(world, goal):
+            if call.primitive != "place":
+                continue
+            x, y = call.args["at"]
+            # Every placement lies on one of the fixed lines, at a slot a multiple of 5 cm along it.
+            normal = {"horizontal": [y], "vertical": [x], "diagonal": [(x - y) / np.sqrt(2), (x + y) / np.sqrt(2)]}
+            along = {"horizontal": [x], "vertical": [y], "diagonal": [(x + y) / np.sqrt(2), (y - x) / np.sqrt(2)]}
+            assert any(min(abs(n - c) for c in (0.0, 0.1, -0.1, 0.2, -0.2)) < 1e-3
+                       and abs(round(a / 0.05) * 0.05 - a) < 1e-3
+                       for n, a in zip(normal[orientation], along[orientation])), (x, y)
+
+
+def test_canonical_line_keeps_blocks_already_on_the_fixed_line():
+    world = World.from_scene([("red", (-0.1, 0.01)), ("green", (0.1, -0.01)), ("blue", (0.2, -0.15))],
+                             [("gray", (-0.15, 0.2))])
+    goal = goal_of(world, [{"line": ["horizontal", "all blocks"]}])
+    done = run_canonical(world, goal)
+    assert [c.primitive for c in done] == ["pick", "place"] and done[0].args["at"] == (0.2, -0.15)
+    assert done[1].args["at"] == (0.0, 0.0)
+
+
+def test_canonical_line_moves_off_a_bowl_on_the_centre_line():
+    # Bowls along y = 0 leave no room there for three blocks: the next line (y = 0.1).
+    world = World.from_scene([("red", (-0.2, -0.2)), ("green", (0.0, -0.12)), ("blue", (0.2, -0.25))],
+                             [("gray", (0.0, 0.0)), ("pink", (-0.17, 0.0)), ("cyan", (0.17, 0.0))])
+    goal = goal_of(world, [{"line": ["horizontal", "all blocks"]}])
+    placed = [c.args["at"] for c in run_canonical(world, goal) if c.primitive == "place"]
+    assert placed and all(abs(y - 0.1) < 1e-6 for _, y in placed)
+
+
+def test_canonical_line_solves_generated_line_scenarios_with_failing_grasps():
+    from edgeagent.sim.families import generate
+    from edgeagent.sim.scenario import scenario_from_dict
+
+    for i, item in enumerate(generate(["line"], 12, 77)):
+        sc = scenario_from_dict(item, index=i)
+        world = sc.build_world(grasp_failure=0.3)
+        world.rng = np.random.default_rng(i)
+        goal = sc.bound_goal(world)
+        run_canonical(world, goal, max_steps=sc.max_steps)
+
+
+def test_line_members_that_cannot_move_fall_back_to_the_least_travel_layout():
+    world = World.from_scene([("red", (-0.1, 0.05)), ("green", (0.2, -0.1))], [("gray", (0.1, 0.05))])
+    goal = goal_of(world, [{"line": ["horizontal", "red block", "green block", "gray bowl"]}])
+    assert expert_calls(world, goal, lines="canonical") == expert_calls(world, goal)
+
+
+def test_unknown_line_style_is_refused():
+    world = World.from_scene([("red", (0.0, 0.0))], [])
+    with pytest.raises(ValueError, match="keep, canonical"):
+        expert_calls(world, goal_of(world, [{"at": ["red block", "middle"]}]), lines="tidy")
