@@ -125,6 +125,34 @@ def patch_objects(world, camera, S: int, G: int) -> np.ndarray:
     return out
 
 
+#: Sides blocks are ranked from for the auxiliary rank labels (DESIGN §8 directions), and the rank
+#: classes per side: 0 = nearest that side, ..., RANKS - 1 = that far or further.
+RANK_SIDES = ("left", "right", "top", "bottom")
+RANKS = 5
+
+
+def patch_ranks(world, camera, S: int, G: int) -> np.ndarray:
+    """[G*G, 4] rank of the block each cell shows, counted from the left, right, top and bottom
+    (0 = the block furthest that way, clipped at RANKS - 1; -1 = no block there). Cells are the ones
+    ``patch_objects`` gives the block; held blocks are not ranked. A training-only target: it makes
+    the network order blocks along each axis, which "the second block from the left" needs."""
+    from edgeagent.sim.goals import DIRECTIONS
+    from edgeagent.sim.world import BLOCK_SIZE
+
+    out = np.full((G * G, len(RANK_SIDES)), -1, np.int64)
+    blocks = sorted(world.on_table_blocks(), key=lambda b: b.z)
+    for j, side in enumerate(RANK_SIDES):
+        ux, uy = DIRECTIONS[side]
+        order = sorted(blocks, key=lambda b: -(b.x * ux + b.y * uy))
+        rank = {b.color: min(i, RANKS - 1) for i, b in enumerate(order)}
+        for b in blocks:
+            u, v = camera.project((b.x, b.y, b.z + BLOCK_SIZE / 2))[0]
+            col, row = int(u * G / camera.width), int(v * G / camera.height)
+            if 0 <= col < G and 0 <= row < G:
+                out[row * G + col, j] = rank[b.color]
+    return out
+
+
 def target_object(world, primitive: str, xy) -> int:
     """Class of the object a call's point lands on in ``world``: the block picked, the block or bowl
     a place lands on/in, or 0 (table)."""
@@ -163,7 +191,8 @@ class _Recorder:
         self.prim_ids = {p["name"]: i + 1 for i, p in enumerate(prims)}
         self.prim_args = {p["name"]: p["args"] for p in prims}
         self.rows: dict[str, list] = {k: [] for k in ("images", "texts", "prims", "cells", "offsets", "points",
-                                                       "s_to_table", "objects", "patch_objects", "scenario",
+                                                       "s_to_table", "objects", "patch_objects", "patch_ranks",
+                                                       "scenario",
                                                        "family", "step")}
 
     def add(self, image, camera, world, text, calls, scenario: int, family: str, step: int) -> None:
@@ -186,6 +215,7 @@ class _Recorder:
                          ("offsets", offsets), ("points", points),
                          ("s_to_table", s_to_table_matrix(camera, S).astype(np.float32)),
                          ("objects", objects), ("patch_objects", patch_objects(world, camera, S, G)),
+                         ("patch_ranks", patch_ranks(world, camera, S, G)),
                          ("scenario", scenario), ("family", family), ("step", step)):
             self.rows[key].append(val)
 
@@ -202,6 +232,8 @@ class _Recorder:
                 "s_to_table": np.array(r["s_to_table"], np.float32).reshape(n, 3, 3),
                 "objects": np.array(r["objects"], np.int64).reshape(n, K, A),
                 "patch_objects": np.array(r["patch_objects"], np.int64).reshape(n, self.G * self.G),
+                # int8: ranks are small, and this array is the dataset's second largest.
+                "patch_ranks": np.array(r["patch_ranks"], np.int8).reshape(n, self.G * self.G, len(RANK_SIDES)),
                 "scenario": np.array(r["scenario"], np.int64), "family": np.array(r["family"], dtype=str),
                 "step": np.array(r["step"], np.int64)}
 

@@ -14,7 +14,8 @@ Image + instruction tokens in, a K-slot plan out (the model contract, DESIGN §5
                 point_offset [B, K, A, G*G, 2] (sigmoid; sub-cell dx, dy per cell)
                 confidence [B, 1]              (sigmoid; P(first call right))
     training-only heads (never exported): the object each patch shows, the object each slot's
-    point lands on (auxiliary losses that ground colour words in pixels much sooner).
+    point lands on (auxiliary losses that ground colour words in pixels much sooner), and the rank
+    of each patch's block counted from each side ("the second block from the left").
 
 Each cycle refines the previous cycle's state with the same weights (draft -> refine, as in tiny
 recursive models). Training supervises the heads after every cycle, so a variant exported with fewer
@@ -68,6 +69,8 @@ class NetConfig:
     objects: int = 21
     # Channels of the conv stem's hidden stage (see Stem).
     stem: tuple[int, ...] = (48,)
+    # Rank classes of the training-only rank head (0 = no such head; models before it have none).
+    ranks: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -225,6 +228,8 @@ class PlannerNet(nn.Module):
         # slot's point argument lands on. They ground colour words in pixels much sooner.
         self.aux_patch = nn.Linear(d, cfg.objects)
         self.aux_slot = nn.Linear(d, cfg.A * cfg.objects)
+        # And each patch's block's rank from the left, right, top and bottom (orders blocks by position).
+        self.aux_rank = nn.Linear(d, 4 * cfg.ranks) if cfg.ranks else None
         # Per-token-id attention bias: PAD keys are masked by a Gather from this constant table.
         pad_bias = torch.zeros(cfg.vocab_size)
         pad_bias[0] = PAD_BIAS
@@ -269,7 +274,8 @@ class PlannerNet(nn.Module):
     def run(self, image, tokens, cycles: int | None = None, *, all_cycles: bool = True, aux: bool = False,
             batch: int | None = None) -> list[tuple]:
         """Outputs of every cycle (or only the last); with ``aux`` each tuple also carries the
-        training-only object logits: per patch [B, G*G, O] and per slot argument [B, K, A, O]."""
+        training-only object logits: per patch [B, G*G, O] and per slot argument [B, K, A, O], and
+        with a rank head the rank logits per patch and side [B, G*G, 4, ranks]."""
         cycles = self.cfg.cycles if cycles is None else int(cycles)
         if cycles < 1:
             raise ValueError(f"cycles must be >= 1, got {cycles}")
@@ -289,6 +295,8 @@ class PlannerNet(nn.Module):
                 out = self.heads(patches, slots)
                 if aux:
                     out = (*out, self.aux_patch(patches), self.aux_slot(slots).reshape(-1, K, c.A, c.objects))
+                    if self.aux_rank is not None:
+                        out = (*out, self.aux_rank(patches).reshape(-1, GG, 4, c.ranks))
                 outs.append(out)
         return outs
 

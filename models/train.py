@@ -97,7 +97,8 @@ class Batches:
         return {"image": d["images"][rows], "tokens": self.tokens(rows, rng), "prims": d["prims"][rows],
                 "cells": d["cells"][rows], "offsets": d["offsets"][rows], "points": d["points"][rows],
                 "s_to_table": d["s_to_table"][rows], "objects": d["objects"][rows],
-                "patch_objects": d["patch_objects"][rows]}
+                "patch_objects": d["patch_objects"][rows],
+                **({"patch_ranks": d["patch_ranks"][rows].astype(np.int64)} if "patch_ranks" in d else {})}
 
 
 def augment_ids(ids: list[int], rng: np.random.Generator, filler_ids: list[int], tok: Tokenizer) -> list[int]:
@@ -169,6 +170,9 @@ def plan_loss(outs, batch, cfg, *, cycle_weights=None):
                                      weight=cls_w)
                      + F.cross_entropy(slot_cls.reshape(-1, cfg.objects), batch["objects"].reshape(-1),
                                        ignore_index=-1))
+            if len(out) > 6 and "patch_ranks" in batch:
+                l_aux = l_aux + F.cross_entropy(out[6].reshape(-1, cfg.ranks), batch["patch_ranks"].reshape(-1),
+                                                ignore_index=-1)
             total = total + cw * AUX_WEIGHT * l_aux
     metrics = {"loss": float(total.detach()) / sum(cycle_weights), "prim": float(l_prim.detach()),
                "point": float(l_point.detach()), "offset": float(l_off.detach()), "conf": float(l_conf.detach()),
@@ -298,17 +302,20 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     if start is not None and start["primitives"] != primitives:
         raise ConfigError(f"{init}: the model was trained for primitives {_names(start['primitives'])} but the "
                           f"data in {data_dir} has {_names(primitives)}; regenerate the data or start afresh")
+    # The rank head is trained when the data has rank labels (data made before it has none).
+    ranks = ds.RANKS if "patch_ranks" in data else 0
     cfg = NetConfig(vocab_size=len(vocab), P=1 + len(primitives), S=S, G=G, T=T, K=K, A=meta["A"],
-                    width=width, heads=heads, layers=layers, cycles=cycles)
+                    width=width, heads=heads, layers=layers, cycles=cycles, ranks=ranks)
     net = PlannerNet(cfg)
     if start is not None:
-        net.load_state_dict(start["model"])
+        # A model trained without the rank head gets a fresh one; every other weight must match.
+        missing, unexpected = net.load_state_dict(start["model"], strict=False)
+        bad = [k for k in missing if not k.startswith("aux_rank.")] + [k for k in unexpected
+                                                                       if not k.startswith("aux_rank.")]
+        if bad:
+            raise ConfigError(f"--init {init}: its weights do not fit the network ({', '.join(bad[:4])}...)")
         _log(f"fine-tuning {init} ({start.get('training', {}).get('steps', '?')} steps before)")
-    # Hold out whole scenarios (the last ones) for validation so near-duplicate frames never leak.
-    scen = data["scenario"]
-    uniq = np.unique(scen)
-    n_val = max(1, int(round(len(uniq) * val_fraction))) if len(uniq) > 1 else 0
-    val_mask = np.isin(scen, uniq[len(uniq) - n_val:]) if n_val else np.zeros(len(scen), bool)
+    val_mask = _validation_mask(data["scenario"], data["family"], val_fraction)
     train_rows, val_rows = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     batches = Batches(data, tok, train_rows, batch, seed)
     plain = Batches(data, tok, val_rows, batch, seed, augment=False)
@@ -420,6 +427,18 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
          + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items())
          + f"; wrote {final}")
     return final
+
+
+def _validation_mask(scenario: np.ndarray, family: np.ndarray, fraction: float) -> np.ndarray:
+    """Rows held out for validation: whole scenarios (so near-duplicate frames never leak), the last
+    ``fraction`` of each family's (so weighted families do not crowd the others out of it)."""
+    held = []
+    for fam in np.unique(family):
+        uniq = np.unique(scenario[family == fam])
+        n = max(1, int(round(len(uniq) * fraction))) if len(uniq) > 1 and fraction > 0 else 0
+        if n:
+            held.extend(uniq[len(uniq) - n:])
+    return np.isin(scenario, held)
 
 
 def _load_init(path: str | Path) -> dict[str, Any]:

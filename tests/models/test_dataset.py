@@ -108,3 +108,16 @@ def test_line_labels_are_the_canonical_layout(tmp_path):
         calls = expert_calls(world, sc.bound_goal(world), lines="canonical")
         for k, call in enumerate(calls[:4]):
             np.testing.assert_allclose(data["points"][first, k, 0], call.args["at"], atol=1e-6)
+
+
+def test_rank_labels_order_blocks_from_each_side():
+    from edgeagent.sim.world import World
+
+    world = World.from_scene([("red", (-0.2, 0.1)), ("green", (0.0, -0.2)), ("blue", (0.15, 0.2))], [])
+    camera = default_camera()
+    ranks = ds.patch_ranks(world, camera, 96, 12)
+    objects = ds.patch_objects(world, camera, 96, 12)
+    got = {c: ranks[objects == ds.object_class("block", c)][0].tolist() for c in ("red", "green", "blue")}
+    # [from the left, right, top, bottom]
+    assert got == {"red": [0, 2, 1, 1], "green": [1, 1, 2, 0], "blue": [2, 0, 0, 2]}
+    assert (ranks[objects == 0] == -1).all()

@@ -85,6 +85,13 @@ def test_init_fine_tunes_a_trained_model_keeping_its_sizes_and_vocabulary(tmp_pa
     tuned = train(tmp_path / "tuned", data_dir=data_dir, steps=2, seed=2, init=base, **{**TINY, "width": 64})
     ck = torch.load(tuned, weights_only=True)
     assert ck["config"] == start["config"] and ck["vocab"] == start["vocab"]
+    # A model trained before the rank head existed gets one, and keeps every other weight.
+    old = {**start, "config": {k: v for k, v in start["config"].items() if k != "ranks"},
+           "model": {k: v for k, v in start["model"].items() if not k.startswith("aux_rank.")}}
+    torch.save(old, tmp_path / "old.pt")
+    again = torch.load(train(tmp_path / "again", data_dir=data_dir, steps=1, seed=2, init=tmp_path / "old.pt", **TINY),
+                       weights_only=True)
+    assert again["config"]["ranks"] == ds.RANKS
     assert any(not torch.equal(ck["model"][k], start["model"][k]) for k in ck["model"])
     assert ck["training"]["init"]["from"] == str(base)
 
@@ -103,3 +110,10 @@ def test_family_weights_option_is_parsed_and_checked():
     for bad in ("line", "line=x", "line=-1", "=2"):
         with pytest.raises(ConfigError, match="FAMILY=WEIGHT"):
             train_mod.parse_weights(bad)
+
+
+def test_validation_holds_out_whole_scenarios_of_every_family():
+    scenario = np.repeat(np.arange(12), 3)
+    family = np.repeat(np.array(["line"] * 9 + ["stack"] * 3), 3)
+    mask = train_mod._validation_mask(scenario, family, 0.1)
+    assert set(scenario[mask]) == {8, 11}  # the last line scenario and the last stack one, all their rows
