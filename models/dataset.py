@@ -153,6 +153,35 @@ def patch_ranks(world, camera, S: int, G: int) -> np.ndarray:
     return out
 
 
+#: Classes of the bowl-relation labels: where a block lies from a bowl (left/right x above/below).
+QUADRANTS = 4
+
+
+def patch_bowl_relations(world, camera, S: int, G: int) -> np.ndarray:
+    """[G*G, 10, 2] for the block each cell shows and each bowl colour (palette order): the block's
+    rank by distance to that bowl (0 = closest, clipped at RANKS - 1) and its quadrant from the bowl
+    (0 left-below, 1 right-below, 2 left-above, 3 right-above); -1 where the cell shows no block or
+    the scene has no such bowl. A training-only target for "the block nearest the blue bowl" and
+    "the block left of the blue bowl"."""
+    from edgeagent.sim.world import BLOCK_SIZE, COLORS
+
+    out = np.full((G * G, len(COLORS), 2), -1, np.int64)
+    blocks = sorted(world.on_table_blocks(), key=lambda b: b.z)
+    cells = {}
+    for b in blocks:
+        u, v = camera.project((b.x, b.y, b.z + BLOCK_SIZE / 2))[0]
+        col, row = int(u * G / camera.width), int(v * G / camera.height)
+        if 0 <= col < G and 0 <= row < G:
+            cells[b.color] = row * G + col
+    for bowl in world.bowls.values():
+        j = COLORS.index(bowl.color)
+        order = sorted(blocks, key=lambda b: (b.x - bowl.x) ** 2 + (b.y - bowl.y) ** 2)
+        for i, b in enumerate(order):
+            if b.color in cells:
+                out[cells[b.color], j] = (min(i, RANKS - 1), int(b.x > bowl.x) + 2 * int(b.y > bowl.y))
+    return out
+
+
 def target_object(world, primitive: str, xy) -> int:
     """Class of the object a call's point lands on in ``world``: the block picked, the block or bowl
     a place lands on/in, or 0 (table)."""
@@ -192,7 +221,7 @@ class _Recorder:
         self.prim_args = {p["name"]: p["args"] for p in prims}
         self.rows: dict[str, list] = {k: [] for k in ("images", "texts", "prims", "cells", "offsets", "points",
                                                        "s_to_table", "objects", "patch_objects", "patch_ranks",
-                                                       "scenario",
+                                                       "patch_bowls", "scenario",
                                                        "family", "step")}
 
     def add(self, image, camera, world, text, calls, scenario: int, family: str, step: int) -> None:
@@ -216,6 +245,7 @@ class _Recorder:
                          ("s_to_table", s_to_table_matrix(camera, S).astype(np.float32)),
                          ("objects", objects), ("patch_objects", patch_objects(world, camera, S, G)),
                          ("patch_ranks", patch_ranks(world, camera, S, G)),
+                         ("patch_bowls", patch_bowl_relations(world, camera, S, G)),
                          ("scenario", scenario), ("family", family), ("step", step)):
             self.rows[key].append(val)
 
@@ -234,6 +264,7 @@ class _Recorder:
                 "patch_objects": np.array(r["patch_objects"], np.int64).reshape(n, self.G * self.G),
                 # int8: ranks are small, and this array is the dataset's second largest.
                 "patch_ranks": np.array(r["patch_ranks"], np.int8).reshape(n, self.G * self.G, len(RANK_SIDES)),
+                "patch_bowls": np.array(r["patch_bowls"], np.int8).reshape(n, self.G * self.G, 10, 2),
                 "scenario": np.array(r["scenario"], np.int64), "family": np.array(r["family"], dtype=str),
                 "step": np.array(r["step"], np.int64)}
 

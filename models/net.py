@@ -71,6 +71,8 @@ class NetConfig:
     stem: tuple[int, ...] = (48,)
     # Rank classes of the training-only rank head (0 = no such head; models before it have none).
     ranks: int = 0
+    # Whether the training-only bowl-relation head exists (distance rank and quadrant per bowl colour).
+    bowl_relations: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -230,6 +232,8 @@ class PlannerNet(nn.Module):
         self.aux_slot = nn.Linear(d, cfg.A * cfg.objects)
         # And each patch's block's rank from the left, right, top and bottom (orders blocks by position).
         self.aux_rank = nn.Linear(d, 4 * cfg.ranks) if cfg.ranks else None
+        # And, per bowl colour, that block's distance rank and quadrant from the bowl.
+        self.aux_bowl = nn.Linear(d, 10 * (cfg.ranks + 4)) if cfg.bowl_relations and cfg.ranks else None
         # Per-token-id attention bias: PAD keys are masked by a Gather from this constant table.
         pad_bias = torch.zeros(cfg.vocab_size)
         pad_bias[0] = PAD_BIAS
@@ -297,6 +301,8 @@ class PlannerNet(nn.Module):
                     out = (*out, self.aux_patch(patches), self.aux_slot(slots).reshape(-1, K, c.A, c.objects))
                     if self.aux_rank is not None:
                         out = (*out, self.aux_rank(patches).reshape(-1, GG, 4, c.ranks))
+                    if self.aux_bowl is not None:
+                        out = (*out, self.aux_bowl(patches).reshape(-1, GG, 10, c.ranks + 4))
                 outs.append(out)
         return outs
 

@@ -98,7 +98,7 @@ class Batches:
                 "cells": d["cells"][rows], "offsets": d["offsets"][rows], "points": d["points"][rows],
                 "s_to_table": d["s_to_table"][rows], "objects": d["objects"][rows],
                 "patch_objects": d["patch_objects"][rows],
-                **({"patch_ranks": d["patch_ranks"][rows].astype(np.int64)} if "patch_ranks" in d else {})}
+                **{k: d[k][rows].astype(np.int64) for k in ("patch_ranks", "patch_bowls") if k in d}}
 
 
 def augment_ids(ids: list[int], rng: np.random.Generator, filler_ids: list[int], tok: Tokenizer) -> list[int]:
@@ -173,6 +173,11 @@ def plan_loss(outs, batch, cfg, *, cycle_weights=None):
             if len(out) > 6 and "patch_ranks" in batch:
                 l_aux = l_aux + F.cross_entropy(out[6].reshape(-1, cfg.ranks), batch["patch_ranks"].reshape(-1),
                                                 ignore_index=-1)
+            if len(out) > 7 and "patch_bowls" in batch:
+                logits, target = out[7], batch["patch_bowls"]
+                for part, lo, hi in ((0, 0, cfg.ranks), (1, cfg.ranks, cfg.ranks + 4)):
+                    l_aux = l_aux + F.cross_entropy(logits[..., lo:hi].reshape(-1, hi - lo),
+                                                    target[..., part].reshape(-1), ignore_index=-1)
             total = total + cw * AUX_WEIGHT * l_aux
     metrics = {"loss": float(total.detach()) / sum(cycle_weights), "prim": float(l_prim.detach()),
                "point": float(l_point.detach()), "offset": float(l_off.detach()), "conf": float(l_conf.detach()),
@@ -305,13 +310,15 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     # The rank head is trained when the data has rank labels (data made before it has none).
     ranks = ds.RANKS if "patch_ranks" in data else 0
     cfg = NetConfig(vocab_size=len(vocab), P=1 + len(primitives), S=S, G=G, T=T, K=K, A=meta["A"],
-                    width=width, heads=heads, layers=layers, cycles=cycles, ranks=ranks)
+                    width=width, heads=heads, layers=layers, cycles=cycles, ranks=ranks,
+                    bowl_relations=bool(ranks) and "patch_bowls" in data)
     net = PlannerNet(cfg)
     if start is not None:
-        # A model trained without the rank head gets a fresh one; every other weight must match.
+        # A model trained without the rank or bowl heads gets fresh ones; every other weight must match.
         missing, unexpected = net.load_state_dict(start["model"], strict=False)
-        bad = [k for k in missing if not k.startswith("aux_rank.")] + [k for k in unexpected
-                                                                       if not k.startswith("aux_rank.")]
+        new_heads = ("aux_rank.", "aux_bowl.")
+        bad = [k for k in missing if not k.startswith(new_heads)] + [k for k in unexpected
+                                                                     if not k.startswith(new_heads)]
         if bad:
             raise ConfigError(f"--init {init}: its weights do not fit the network ({', '.join(bad[:4])}...)")
         _log(f"fine-tuning {init} ({start.get('training', {}).get('steps', '?')} steps before)")

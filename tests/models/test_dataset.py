@@ -121,3 +121,17 @@ def test_rank_labels_order_blocks_from_each_side():
     # [from the left, right, top, bottom]
     assert got == {"red": [0, 2, 1, 1], "green": [1, 1, 2, 0], "blue": [2, 0, 0, 2]}
     assert (ranks[objects == 0] == -1).all()
+
+
+def test_bowl_relation_labels_rank_blocks_by_distance_and_quadrant():
+    from edgeagent.sim.world import COLORS, World
+
+    world = World.from_scene([("red", (-0.2, 0.1)), ("green", (0.1, -0.05))], [("blue", (0.15, 0.0))])
+    camera = default_camera()
+    rel = ds.patch_bowl_relations(world, camera, 96, 12)
+    objects = ds.patch_objects(world, camera, 96, 12)
+    blue = COLORS.index("blue")
+    assert rel[objects == ds.object_class("block", "green")][0, blue].tolist() == [0, 0]  # nearest, left-below
+    assert rel[objects == ds.object_class("block", "red")][0, blue].tolist() == [1, 2]   # second, left-above
+    others = [j for j in range(len(COLORS)) if j != blue]
+    assert (rel[:, others] == -1).all() and (rel[objects == 0] == -1).all()
