@@ -131,55 +131,65 @@ RANK_SIDES = ("left", "right", "top", "bottom")
 RANKS = 5
 
 
-def patch_ranks(world, camera, S: int, G: int) -> np.ndarray:
+def _block_cells(world, camera, G: int) -> dict[str, int]:
+    """Grid cell (row * G + col) each block on the table projects its centre to, as
+    ``patch_objects`` places it; blocks outside the image are left out."""
+    from edgeagent.sim.world import BLOCK_SIZE
+
+    cells = {}
+    for b in world.on_table_blocks():
+        u, v = camera.project((b.x, b.y, b.z + BLOCK_SIZE / 2))[0]
+        col, row = int(u * G / camera.width), int(v * G / camera.height)
+        if 0 <= col < G and 0 <= row < G:
+            cells[b.color] = row * G + col
+    return cells
+
+
+def _labels_by_cell(out: np.ndarray, world, cells: dict[str, int], labels: dict[str, Any]) -> np.ndarray:
+    # Lower blocks first, so where a stack shares a cell the top block's label wins, as in patch_objects.
+    for b in sorted(world.on_table_blocks(), key=lambda b: b.z):
+        if b.color in cells and b.color in labels:
+            out[cells[b.color]] = labels[b.color]
+    return out
+
+
+def patch_ranks(world, camera, G: int) -> np.ndarray:
     """[G*G, 4] rank of the block each cell shows, counted from the left, right, top and bottom
     (0 = the block furthest that way, clipped at RANKS - 1; -1 = no block there). Cells are the ones
     ``patch_objects`` gives the block; held blocks are not ranked. A training-only target: it makes
     the network order blocks along each axis, which "the second block from the left" needs."""
     from edgeagent.sim.goals import DIRECTIONS
-    from edgeagent.sim.world import BLOCK_SIZE
 
-    out = np.full((G * G, len(RANK_SIDES)), -1, np.int64)
-    blocks = sorted(world.on_table_blocks(), key=lambda b: b.z)
+    blocks = world.on_table_blocks()
+    ranks = {b.color: [0] * len(RANK_SIDES) for b in blocks}
     for j, side in enumerate(RANK_SIDES):
         ux, uy = DIRECTIONS[side]
-        order = sorted(blocks, key=lambda b: -(b.x * ux + b.y * uy))
-        rank = {b.color: min(i, RANKS - 1) for i, b in enumerate(order)}
-        for b in blocks:
-            u, v = camera.project((b.x, b.y, b.z + BLOCK_SIZE / 2))[0]
-            col, row = int(u * G / camera.width), int(v * G / camera.height)
-            if 0 <= col < G and 0 <= row < G:
-                out[row * G + col, j] = rank[b.color]
-    return out
+        for i, b in enumerate(sorted(blocks, key=lambda b: -(b.x * ux + b.y * uy))):
+            ranks[b.color][j] = min(i, RANKS - 1)
+    out = np.full((G * G, len(RANK_SIDES)), -1, np.int64)
+    return _labels_by_cell(out, world, _block_cells(world, camera, G), ranks)
 
 
-#: Classes of the bowl-relation labels: where a block lies from a bowl (left/right x above/below).
+#: Classes of the bowl-relation quadrant label: where a block lies from a bowl (left/right x below/above).
 QUADRANTS = 4
 
 
-def patch_bowl_relations(world, camera, S: int, G: int) -> np.ndarray:
+def patch_bowl_relations(world, camera, G: int) -> np.ndarray:
     """[G*G, 10, 2] for the block each cell shows and each bowl colour (palette order): the block's
     rank by distance to that bowl (0 = closest, clipped at RANKS - 1) and its quadrant from the bowl
     (0 left-below, 1 right-below, 2 left-above, 3 right-above); -1 where the cell shows no block or
     the scene has no such bowl. A training-only target for "the block nearest the blue bowl" and
     "the block left of the blue bowl"."""
-    from edgeagent.sim.world import BLOCK_SIZE, COLORS
+    from edgeagent.sim.world import COLORS
 
-    out = np.full((G * G, len(COLORS), 2), -1, np.int64)
-    blocks = sorted(world.on_table_blocks(), key=lambda b: b.z)
-    cells = {}
-    for b in blocks:
-        u, v = camera.project((b.x, b.y, b.z + BLOCK_SIZE / 2))[0]
-        col, row = int(u * G / camera.width), int(v * G / camera.height)
-        if 0 <= col < G and 0 <= row < G:
-            cells[b.color] = row * G + col
+    blocks = world.on_table_blocks()
+    rel = {b.color: np.full((len(COLORS), 2), -1, np.int64) for b in blocks}
     for bowl in world.bowls.values():
         j = COLORS.index(bowl.color)
-        order = sorted(blocks, key=lambda b: (b.x - bowl.x) ** 2 + (b.y - bowl.y) ** 2)
-        for i, b in enumerate(order):
-            if b.color in cells:
-                out[cells[b.color], j] = (min(i, RANKS - 1), int(b.x > bowl.x) + 2 * int(b.y > bowl.y))
-    return out
+        for i, b in enumerate(sorted(blocks, key=lambda b: (b.x - bowl.x) ** 2 + (b.y - bowl.y) ** 2)):
+            rel[b.color][j] = (min(i, RANKS - 1), int(b.x > bowl.x) + 2 * int(b.y > bowl.y))
+    out = np.full((G * G, len(COLORS), 2), -1, np.int64)
+    return _labels_by_cell(out, world, _block_cells(world, camera, G), rel)
 
 
 def target_object(world, primitive: str, xy) -> int:
@@ -244,12 +254,14 @@ class _Recorder:
                          ("offsets", offsets), ("points", points),
                          ("s_to_table", s_to_table_matrix(camera, S).astype(np.float32)),
                          ("objects", objects), ("patch_objects", patch_objects(world, camera, S, G)),
-                         ("patch_ranks", patch_ranks(world, camera, S, G)),
-                         ("patch_bowls", patch_bowl_relations(world, camera, S, G)),
+                         ("patch_ranks", patch_ranks(world, camera, G)),
+                         ("patch_bowls", patch_bowl_relations(world, camera, G)),
                          ("scenario", scenario), ("family", family), ("step", step)):
             self.rows[key].append(val)
 
     def arrays(self) -> dict[str, np.ndarray]:
+        from edgeagent.sim.world import COLORS
+
         r = self.rows
         n = len(r["images"])
         S, K, A = self.S, self.K, self.A
@@ -264,7 +276,7 @@ class _Recorder:
                 "patch_objects": np.array(r["patch_objects"], np.int64).reshape(n, self.G * self.G),
                 # int8: ranks are small, and this array is the dataset's second largest.
                 "patch_ranks": np.array(r["patch_ranks"], np.int8).reshape(n, self.G * self.G, len(RANK_SIDES)),
-                "patch_bowls": np.array(r["patch_bowls"], np.int8).reshape(n, self.G * self.G, 10, 2),
+                "patch_bowls": np.array(r["patch_bowls"], np.int8).reshape(n, self.G * self.G, len(COLORS), 2),
                 "scenario": np.array(r["scenario"], np.int64), "family": np.array(r["family"], dtype=str),
                 "step": np.array(r["step"], np.int64)}
 

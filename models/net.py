@@ -14,8 +14,9 @@ Image + instruction tokens in, a K-slot plan out (the model contract, DESIGN §5
                 point_offset [B, K, A, G*G, 2] (sigmoid; sub-cell dx, dy per cell)
                 confidence [B, 1]              (sigmoid; P(first call right))
     training-only heads (never exported): the object each patch shows, the object each slot's
-    point lands on (auxiliary losses that ground colour words in pixels much sooner), and the rank
-    of each patch's block counted from each side ("the second block from the left").
+    point lands on (auxiliary losses that ground colour words in pixels much sooner), the rank of
+    each patch's block counted from each side ("the second block from the left"), and its distance
+    rank and quadrant from each bowl ("the block nearest the blue bowl").
 
 Each cycle refines the previous cycle's state with the same weights (draft -> refine, as in tiny
 recursive models). Training supervises the heads after every cycle, so a variant exported with fewer
@@ -71,8 +72,9 @@ class NetConfig:
     stem: tuple[int, ...] = (48,)
     # Rank classes of the training-only rank head (0 = no such head; models before it have none).
     ranks: int = 0
-    # Whether the training-only bowl-relation head exists (distance rank and quadrant per bowl colour).
-    bowl_relations: bool = False
+    # Quadrant classes of the training-only bowl-relation head, which predicts per bowl colour a
+    # distance rank (``ranks`` classes) and a quadrant (0 = no such head).
+    quadrants: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -232,8 +234,10 @@ class PlannerNet(nn.Module):
         self.aux_slot = nn.Linear(d, cfg.A * cfg.objects)
         # And each patch's block's rank from the left, right, top and bottom (orders blocks by position).
         self.aux_rank = nn.Linear(d, 4 * cfg.ranks) if cfg.ranks else None
-        # And, per bowl colour, that block's distance rank and quadrant from the bowl.
-        self.aux_bowl = nn.Linear(d, 10 * (cfg.ranks + 4)) if cfg.bowl_relations and cfg.ranks else None
+        # And, per bowl colour (half the non-empty object classes), that block's distance rank and
+        # quadrant from the bowl.
+        self.bowls = (cfg.objects - 1) // 2
+        self.aux_bowl = nn.Linear(d, self.bowls * (cfg.ranks + cfg.quadrants)) if cfg.quadrants and cfg.ranks else None
         # Per-token-id attention bias: PAD keys are masked by a Gather from this constant table.
         pad_bias = torch.zeros(cfg.vocab_size)
         pad_bias[0] = PAD_BIAS
@@ -279,7 +283,8 @@ class PlannerNet(nn.Module):
             batch: int | None = None) -> list[tuple]:
         """Outputs of every cycle (or only the last); with ``aux`` each tuple also carries the
         training-only object logits: per patch [B, G*G, O] and per slot argument [B, K, A, O], and
-        with a rank head the rank logits per patch and side [B, G*G, 4, ranks]."""
+        with a rank head the rank logits per patch and side [B, G*G, 4, ranks], and with a bowl head
+        the distance-rank and quadrant logits per patch and bowl colour [B, G*G, bowls, ranks + quadrants]."""
         cycles = self.cfg.cycles if cycles is None else int(cycles)
         if cycles < 1:
             raise ValueError(f"cycles must be >= 1, got {cycles}")
@@ -302,7 +307,7 @@ class PlannerNet(nn.Module):
                     if self.aux_rank is not None:
                         out = (*out, self.aux_rank(patches).reshape(-1, GG, 4, c.ranks))
                     if self.aux_bowl is not None:
-                        out = (*out, self.aux_bowl(patches).reshape(-1, GG, 10, c.ranks + 4))
+                        out = (*out, self.aux_bowl(patches).reshape(-1, GG, self.bowls, c.ranks + c.quadrants))
                 outs.append(out)
         return outs
 

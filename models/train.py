@@ -175,7 +175,7 @@ def plan_loss(outs, batch, cfg, *, cycle_weights=None):
                                                 ignore_index=-1)
             if len(out) > 7 and "patch_bowls" in batch:
                 logits, target = out[7], batch["patch_bowls"]
-                for part, lo, hi in ((0, 0, cfg.ranks), (1, cfg.ranks, cfg.ranks + 4)):
+                for part, lo, hi in ((0, 0, cfg.ranks), (1, cfg.ranks, cfg.ranks + cfg.quadrants)):
                     l_aux = l_aux + F.cross_entropy(logits[..., lo:hi].reshape(-1, hi - lo),
                                                     target[..., part].reshape(-1), ignore_index=-1)
             total = total + cw * AUX_WEIGHT * l_aux
@@ -307,11 +307,11 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     if start is not None and start["primitives"] != primitives:
         raise ConfigError(f"{init}: the model was trained for primitives {_names(start['primitives'])} but the "
                           f"data in {data_dir} has {_names(primitives)}; regenerate the data or start afresh")
-    # The rank head is trained when the data has rank labels (data made before it has none).
+    # The rank and bowl heads are trained when the data has their labels (data made before has none).
     ranks = ds.RANKS if "patch_ranks" in data else 0
     cfg = NetConfig(vocab_size=len(vocab), P=1 + len(primitives), S=S, G=G, T=T, K=K, A=meta["A"],
                     width=width, heads=heads, layers=layers, cycles=cycles, ranks=ranks,
-                    bowl_relations=bool(ranks) and "patch_bowls" in data)
+                    quadrants=ds.QUADRANTS if ranks and "patch_bowls" in data else 0)
     net = PlannerNet(cfg)
     if start is not None:
         # A model trained without the rank or bowl heads gets fresh ones; every other weight must match.

@@ -55,6 +55,9 @@ _IN_ZONE = 0.07
 _LINE_SPREAD = LINE_TOLERANCE - 0.003
 # Stayers of a line are chosen among objects whose offsets span at most this (m).
 _LINE_BAND = 0.05
+# Unit normals of a line of each orientation (a diagonal may run either way).
+_LINE_NORMALS = {"horizontal": [(0.0, 1.0)], "vertical": [(1.0, 0.0)],
+                 "diagonal": [(1 / math.sqrt(2), -1 / math.sqrt(2)), (1 / math.sqrt(2), 1 / math.sqrt(2))]}
 #: How ``expert_calls`` lays out a line (its ``lines`` argument).
 LINE_STYLES = ("keep", "canonical")
 # Canonical lines: the table lines tried in order (m from the centre along the line's normal), the
@@ -527,8 +530,7 @@ class _Task:
         def eligible(n: str) -> bool:
             return not _is_block(n) or (_color(n) != v.held and v.on_block(_color(n)) is None)
 
-        frames = {"horizontal": [(0.0, 1.0)], "vertical": [(1.0, 0.0)],
-                  "diagonal": [(1 / math.sqrt(2), -1 / math.sqrt(2)), (1 / math.sqrt(2), 1 / math.sqrt(2))]}[orient]
+        frames = _LINE_NORMALS[orient]
         options = []  # (normal, window, offsets)
         for normal in frames:
             off = {n: v.xy(n)[0] * normal[0] + v.xy(n)[1] * normal[1] for n in names}
@@ -574,8 +576,7 @@ class _Task:
         if any(not _is_block(n) or _color(n) in self.fixed for n in names):
             return False
         members = [_color(n) for n in names]
-        frames = {"horizontal": [(0.0, 1.0)], "vertical": [(1.0, 0.0)],
-                  "diagonal": [(1 / math.sqrt(2), -1 / math.sqrt(2)), (1 / math.sqrt(2), 1 / math.sqrt(2))]}[orient]
+        frames = _LINE_NORMALS[orient]
         others = v.points(v.table(members))
         for c in _CANON_LINES:
             for normal in frames:

@@ -101,6 +101,7 @@ def test_bad_family_weights_are_refused_with_the_families(tmp_path):
 def test_line_labels_are_the_canonical_layout(tmp_path):
     ds.generate_dataset(tmp_path, families=["line"], scenarios=2, seed=8, workers=1, progress=False)
     data = ds.load_dataset(tmp_path)
+    differ = 0
     for idx, item in enumerate(generate(["line"], 2, 8)):
         first = np.flatnonzero((data["scenario"] == idx) & (data["step"] == 0))[0]
         sc = scenario_from_dict(item)
@@ -108,6 +109,8 @@ def test_line_labels_are_the_canonical_layout(tmp_path):
         calls = expert_calls(world, sc.bound_goal(world), lines="canonical")
         for k, call in enumerate(calls[:4]):
             np.testing.assert_allclose(data["points"][first, k, 0], call.args["at"], atol=1e-6)
+        differ += calls != expert_calls(world, sc.bound_goal(world))
+    assert differ  # these scenarios tell the two layouts apart
 
 
 def test_rank_labels_order_blocks_from_each_side():
@@ -115,7 +118,7 @@ def test_rank_labels_order_blocks_from_each_side():
 
     world = World.from_scene([("red", (-0.2, 0.1)), ("green", (0.0, -0.2)), ("blue", (0.15, 0.2))], [])
     camera = default_camera()
-    ranks = ds.patch_ranks(world, camera, 96, 12)
+    ranks = ds.patch_ranks(world, camera, 12)
     objects = ds.patch_objects(world, camera, 96, 12)
     got = {c: ranks[objects == ds.object_class("block", c)][0].tolist() for c in ("red", "green", "blue")}
     # [from the left, right, top, bottom]
@@ -128,7 +131,7 @@ def test_bowl_relation_labels_rank_blocks_by_distance_and_quadrant():
 
     world = World.from_scene([("red", (-0.2, 0.1)), ("green", (0.1, -0.05))], [("blue", (0.15, 0.0))])
     camera = default_camera()
-    rel = ds.patch_bowl_relations(world, camera, 96, 12)
+    rel = ds.patch_bowl_relations(world, camera, 12)
     objects = ds.patch_objects(world, camera, 96, 12)
     blue = COLORS.index("blue")
     assert rel[objects == ds.object_class("block", "green")][0, blue].tolist() == [0, 0]  # nearest, left-below

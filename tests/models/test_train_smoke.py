@@ -85,13 +85,14 @@ def test_init_fine_tunes_a_trained_model_keeping_its_sizes_and_vocabulary(tmp_pa
     tuned = train(tmp_path / "tuned", data_dir=data_dir, steps=2, seed=2, init=base, **{**TINY, "width": 64})
     ck = torch.load(tuned, weights_only=True)
     assert ck["config"] == start["config"] and ck["vocab"] == start["vocab"]
-    # A model trained before the rank head existed gets one, and keeps every other weight.
-    old = {**start, "config": {k: v for k, v in start["config"].items() if k != "ranks"},
-           "model": {k: v for k, v in start["model"].items() if not k.startswith("aux_rank.")}}
+    # A model trained before the rank and bowl heads existed gets them.
+    old = {**start, "config": {k: v for k, v in start["config"].items() if k not in ("ranks", "quadrants")},
+           "model": {k: v for k, v in start["model"].items() if not k.startswith(("aux_rank.", "aux_bowl."))}}
     torch.save(old, tmp_path / "old.pt")
     again = torch.load(train(tmp_path / "again", data_dir=data_dir, steps=1, seed=2, init=tmp_path / "old.pt", **TINY),
                        weights_only=True)
-    assert again["config"]["ranks"] == ds.RANKS
+    assert again["config"]["ranks"] == ds.RANKS and again["config"]["quadrants"] == ds.QUADRANTS
+    assert "aux_bowl.weight" in again["model"] and "aux_bowl.weight" not in old["model"]
     assert any(not torch.equal(ck["model"][k], start["model"][k]) for k in ck["model"])
     assert ck["training"]["init"]["from"] == str(base)
 
