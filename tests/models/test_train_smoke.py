@@ -107,7 +107,12 @@ def test_init_errors_name_the_file_and_what_to_give(tmp_path, data_dir):
 
 def test_family_weights_option_is_parsed_and_checked():
     assert train_mod.parse_weights("line=3, stack=1.5") == {"line": 3.0, "stack": 1.5}
-    assert train_mod.parse_weights("") is None
+    assert train_mod.parse_weights("") is None and train_mod.parse_weights("uniform") is None
+    # Without the option a run weights the hard families up, only those it generates.
+    assert train_mod.family_weights(None, None) == train_mod.DEFAULT_FAMILY_WEIGHTS
+    assert train_mod.family_weights(None, ["line", "stack"]) == {"line": 3.0, "stack": 1.5}
+    assert train_mod.family_weights(None, ["pick-place-bowl"]) is None
+    assert train_mod.family_weights("uniform", None) is None
     for bad in ("line", "line=x", "line=-1", "=2"):
         with pytest.raises(ConfigError, match="FAMILY=WEIGHT"):
             train_mod.parse_weights(bad)
@@ -118,3 +123,29 @@ def test_validation_holds_out_whole_scenarios_of_every_family():
     family = np.repeat(np.array(["line"] * 9 + ["stack"] * 3), 3)
     mask = train_mod._validation_mask(scenario, family, 0.1)
     assert set(scenario[mask]) == {8, 11}  # the last line scenario and the last stack one, all their rows
+
+
+def test_confidence_target_covers_the_place_after_the_pick():
+    """A plan whose pick is right but whose place is 5 cm off counts as right for the first call and
+    wrong for the confidence target (the first two slots)."""
+    cfg = type("Cfg", (), {"G": 4, "S": 8})()
+    B, K, A, P, GG = 1, 3, 2, 3, 16
+    prims = torch.tensor([[1, 2, 0]])
+    prim_logits = torch.nn.functional.one_hot(prims, P).float()
+    # Image pixels are table metres here (identity camera), cells 2 px wide; points at cell centres.
+    cell = torch.tensor([[[5, -1], [10, -1], [-1, -1]]])
+    point_logits = torch.full((B, K, A, GG), -9.0)
+    point_logits.scatter_(3, cell.clamp(min=0)[..., None], 9.0)
+    point_offset = torch.full((B, K, A, GG, 2), 0.5)
+    centre = torch.stack([(cell % 4 + 0.5) * 2, (cell // 4 + 0.5) * 2], -1).float()
+    batch = {"prims": prims, "cells": cell, "s_to_table": torch.eye(3)[None], "points": centre.clone()}
+    assert train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots=2).all()
+    batch["points"][0, 1, 0, 0] += 0.05
+    assert train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg).all()
+    assert not train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots=2).any()
+    # A plan that ends (END) after the pick, where the expert places, is wrong too.
+    batch["points"] = centre
+    ends = prim_logits.clone()
+    ends[0, 1] = torch.tensor([1.0, 0.0, 0.0])
+    assert train_mod.first_call_right(ends, point_logits, point_offset, batch, cfg).all()
+    assert not train_mod.first_call_right(ends, point_logits, point_offset, batch, cfg, slots=2).any()
