@@ -180,6 +180,21 @@ def confidence_curve(results: list[ScenarioResult], thresholds=None) -> list[dic
     return rows
 
 
+def threshold_for(results: list[ScenarioResult], success: float) -> dict[str, Any] | None:
+    """The lowest first-plan threshold at which the episodes that clear it succeed at least ``success``
+    of the time, with the share that clears it; None when no threshold does. Pick it on scenarios the
+    figures are not reported on, then report on others."""
+    rs = sorted((r for r in results if r.confidences), key=lambda r: -r.confidences[0])
+    best, ok = None, 0
+    for i, r in enumerate(rs, 1):
+        ok += r.success
+        # Ties: a threshold accepts every episode at its confidence, so only test after the last one.
+        if (i == len(rs) or rs[i].confidences[0] < r.confidences[0]) and ok / i >= success:
+            best = {"threshold": r.confidences[0], "accepted": round(i / len(rs), 4),
+                    "success_if_accepted": round(ok / i, 4), "target": success}
+    return best
+
+
 def format_curve(rows: list[dict[str, Any]], default: float | None = None) -> str:
     lines = [f"{'threshold':>9} {'first plan clears':>18} {'success of those':>17} {'every plan clears':>18} {'success of those':>17}"]
     for r in rows:

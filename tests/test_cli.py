@@ -80,3 +80,20 @@ def test_demo_runs_end_to_end_and_writes_a_png(tmp_path):
 def test_demo_unknown_scenario_is_a_clear_error(capsys, tmp_path):
     assert main(["demo", "--scenario", "nope", "--out", str(tmp_path / "x.png")]) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err
+
+
+def test_eval_calibrate_prints_and_records_a_threshold_and_rejects_a_bad_rate(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    out = tmp_path / "res.json"
+    assert main(["eval", str(good), "--planner", "model", "--quiet", "--calibrate", "0.5", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    if data["scenarios"][0]["success"]:  # the one episode clears its own first-plan confidence
+        cal = data["calibrated_threshold"]
+        assert abs(cal["threshold"] - data["scenarios"][0]["confidences"][0]) < 1e-3 and cal["accepted"] == 1.0
+        assert f"threshold {cal['threshold']:.4f}" in printed and "router.threshold" in printed
+    else:
+        assert data["calibrated_threshold"] is None and "no confidence threshold" in printed
+    assert main(["eval", str(good), "--planner", "model", "--calibrate", "98"]) == 2
+    assert "--calibrate must be a success rate" in capsys.readouterr().err

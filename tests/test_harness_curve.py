@@ -1,6 +1,6 @@
 """The confidence routing curve that `edgeagent eval --curve` prints and the model card reports."""
 
-from edgeagent.harness import ScenarioResult, confidence_curve, format_curve
+from edgeagent.harness import ScenarioResult, confidence_curve, format_curve, threshold_for
 
 
 def _result(ok: bool, *conf: float) -> ScenarioResult:
@@ -30,3 +30,18 @@ def test_curve_without_any_accepted_episode_says_so_instead_of_dividing_by_zero(
 def test_episodes_without_plans_are_left_out_of_the_curve():
     rows = confidence_curve([_result(True), _result(False, 0.9)], [0.5])
     assert rows[0]["accepted"] == 1.0 and rows[0]["success_if_accepted"] == 0.0
+
+
+def test_calibrated_threshold_is_the_lowest_that_reaches_the_asked_success():
+    results = [_result(True, 0.99), _result(True, 0.9), _result(False, 0.8), _result(True, 0.7), _result(True, 0.6),
+               _result(False, 0.5)]
+    # >= 0.6: 4 of 5 succeed (80%); >= 0.7: 3 of 4 (75%); >= 0.9: 2 of 2.
+    assert threshold_for(results, 0.8) == {"threshold": 0.6, "accepted": round(5 / 6, 4),
+                                           "success_if_accepted": 0.8, "target": 0.8}
+    assert threshold_for(results, 0.95)["threshold"] == 0.9
+    assert threshold_for([_result(False, 0.9)], 0.5) is None
+
+
+def test_calibration_never_splits_episodes_of_equal_confidence():
+    # At 0.9 both episodes clear the threshold: 50%, so 0.9 cannot be the answer for 100%.
+    assert threshold_for([_result(True, 0.9), _result(False, 0.9), _result(True, 0.95)], 1.0)["threshold"] == 0.95

@@ -20,18 +20,23 @@ def add_parser(sub) -> None:
     p.add_argument("--curve", action="store_true",
                    help="also print how confidence routes: per threshold, the share of episodes that clear it "
                         "and their success rate")
+    p.add_argument("--calibrate", type=float, metavar="SUCCESS", default=None,
+                   help="also print the lowest confidence threshold at which the episodes whose first plan "
+                        "clears it succeed at least this often (e.g. 0.98), to set as router.threshold")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from edgeagent.errors import ConfigError
     from edgeagent.harness import (DEFAULT_THRESHOLDS, PlannerContext, confidence_curve, evaluate, format_curve, format_table,
-                                   make_planner, summarize)
+                                   make_planner, summarize, threshold_for)
     from edgeagent.files import write_json_atomic
     from edgeagent.sim.scenario import load_scenarios
 
     if not 0.0 <= args.grasp_failure <= 1.0:
         raise ConfigError(f"--grasp-failure must be in [0, 1], got {args.grasp_failure}")
+    if args.calibrate is not None and not 0.0 < args.calibrate <= 1.0:
+        raise ConfigError(f"--calibrate must be a success rate in (0, 1], e.g. 0.98; got {args.calibrate}")
     scenarios = load_scenarios(args.files)  # validates everything before anything runs
     make = make_planner(args.planner, PlannerContext(args.model, args.connect, args.deadline_ms))
 
@@ -53,10 +58,21 @@ def run(args) -> int:
     if args.curve:
         print()
         print(format_curve(curve, default))
+    calibrated = None
+    if args.calibrate is not None:
+        calibrated = threshold_for(results, args.calibrate)
+        print()
+        if calibrated is None:
+            print(f"no confidence threshold reaches {100 * args.calibrate:.1f}% success on these scenarios")
+        else:
+            print(f"threshold {calibrated['threshold']:.4f}: {100 * calibrated['accepted']:.1f}% of first plans clear "
+                  f"it and {100 * calibrated['success_if_accepted']:.1f}% of those succeed (asked: "
+                  f"{100 * args.calibrate:.1f}%); set it as router.threshold, or export with --threshold")
     if args.json_out:
         write_json_atomic(args.json_out, {"planner": args.planner, "files": args.files,
                                           "grasp_failure": args.grasp_failure, "summary": summary,
                                           "confidence_threshold": default, "confidence_curve": curve,
+                                          "calibrated_threshold": calibrated,
                                           "scenarios": [r.to_dict() for r in results]})
         print(f"wrote {args.json_out}", file=sys.stderr)
     return 0
