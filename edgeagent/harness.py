@@ -180,19 +180,34 @@ def confidence_curve(results: list[ScenarioResult], thresholds=None) -> list[dic
     return rows
 
 
+def lowest_threshold(conf, ok, success: float) -> tuple[float, int, float] | None:
+    """(threshold, how many clear it, their success rate) for the lowest threshold at which the items
+    whose ``conf`` clears it are ``ok`` at least ``success`` of the time; None when none is. Items of
+    equal confidence are never split: a threshold accepts all of them."""
+    import numpy as np
+
+    conf, ok = np.asarray(conf, float), np.asarray(ok, bool)
+    order = np.argsort(-conf, kind="stable")
+    c, rate = conf[order], np.cumsum(ok[order]) / np.arange(1, len(order) + 1)
+    last_of_tie = np.append(c[1:] < c[:-1], True) if len(c) else np.zeros(0, bool)
+    hits = np.flatnonzero(last_of_tie & (rate >= success))
+    if not len(hits):
+        return None
+    i = int(hits[-1])
+    return float(c[i]), i + 1, float(rate[i])
+
+
 def threshold_for(results: list[ScenarioResult], success: float) -> dict[str, Any] | None:
     """The lowest first-plan threshold at which the episodes that clear it succeed at least ``success``
     of the time, with the share that clears it; None when no threshold does. Pick it on scenarios the
     figures are not reported on, then report on others."""
-    rs = sorted((r for r in results if r.confidences), key=lambda r: -r.confidences[0])
-    best, ok = None, 0
-    for i, r in enumerate(rs, 1):
-        ok += r.success
-        # Ties: a threshold accepts every episode at its confidence, so only test after the last one.
-        if (i == len(rs) or rs[i].confidences[0] < r.confidences[0]) and ok / i >= success:
-            best = {"threshold": r.confidences[0], "accepted": round(i / len(rs), 4),
-                    "success_if_accepted": round(ok / i, 4), "target": success}
-    return best
+    rs = [r for r in results if r.confidences]
+    found = lowest_threshold([r.confidences[0] for r in rs], [r.success for r in rs], success)
+    if found is None:
+        return None
+    t, n, rate = found
+    return {"threshold": t, "accepted": round(n / len(rs), 4), "success_if_accepted": round(rate, 4),
+            "target": success}
 
 
 def format_curve(rows: list[dict[str, Any]], default: float | None = None) -> str:

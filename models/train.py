@@ -15,7 +15,8 @@ Losses, per refinement cycle (deep supervision, so fewer or more cycles still pl
   on the sub-cell offset at the true cell and its neighbours (targets clipped to the cell), so the
   decoded point is right even when the argmax lands on a neighbouring cell;
 - confidence: BCE against whether the cycle's own first call is right (detached): same primitive
-  (END included) and every point within 0.02 m of the expert's (see CONFIDENCE_SLOTS);
+  (END included) and every point within 0.02 m of the expert's (a target of the first two calls
+  was tried and routed worse: models/README.md, "v5");
 - auxiliary (training-only heads): the object each patch shows and the object each slot's point
   lands on, from the simulator's state. They make colour words and pixels meet much sooner.
 """
@@ -37,10 +38,6 @@ from edgeagent.models.tokenizer import UNK, Tokenizer, build_vocab
 
 #: A first call is right when each point lies within this distance (m) of the expert's.
 POINT_TOLERANCE_M = 0.02
-#: The confidence target: the first this many slots are right. 1 (the first call) routes better than 2
-#: (the pick and the place after it), measured: a v3 fine-tune with 2 cleared a 98%-success threshold on
-#: 24% of held-out first plans, v3 with 1 on 43% (models/README.md, "Confidence and routing").
-CONFIDENCE_SLOTS = 1
 #: Loss weight of plan slot k: the first call is what the executor runs.
 SLOT_WEIGHTS = (2.0, 1.0, 0.6, 0.4)
 #: Defaults of a full run, sized for about 50 minutes on a quiet 2-core x86 CPU (AVX512-BF16): data
@@ -167,8 +164,7 @@ def plan_loss(outs, batch, cfg, *, cycle_weights=None):
         nw = near.float() * slot_w[None, :, None, None]
         l_off = (l1 * nw).sum() / nw.sum().clamp(min=1.0)
         right = first_call_right(prim_logits, point_logits, point_offset, batch, cfg)
-        sure = first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots=CONFIDENCE_SLOTS)
-        l_conf = F.binary_cross_entropy(conf[:, 0].clamp(1e-6, 1 - 1e-6), sure.float())
+        l_conf = F.binary_cross_entropy(conf[:, 0].clamp(1e-6, 1 - 1e-6), right.float())
         total = total + cw * (l_prim + l_point + 2.0 * l_off + 0.5 * l_conf)
         if len(out) > 4:  # auxiliary object classification (training only)
             patch_cls, slot_cls = out[4], out[5]
@@ -208,17 +204,17 @@ def decode_points(point_logits, point_offset, s_to_table, cfg):
     return xyw[..., :2] / xyw[..., 2:3]
 
 
-def first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots: int = 1):
-    """[B] bool: in each of the first ``slots`` slots the primitive is the expert's (END included) and
-    each of its points is within tolerance."""
+def first_call_right(prim_logits, point_logits, point_offset, batch, cfg):
+    """[B] bool: slot 0's primitive is the expert's (END included) and each of its points is within
+    tolerance."""
     import torch
 
     with torch.no_grad():
-        prim_ok = (prim_logits[:, :slots].argmax(-1) == batch["prims"][:, :slots]).all(-1)
-        pts = decode_points(point_logits[:, :slots], point_offset[:, :slots], batch["s_to_table"], cfg)
-        err = (pts - batch["points"][:, :slots]).norm(dim=-1)  # [B, slots, A]
-        valid = batch["cells"][:, :slots] >= 0
-        pts_ok = ((err <= POINT_TOLERANCE_M) | ~valid).all(-1).all(-1)
+        prim_ok = prim_logits[:, 0].argmax(-1) == batch["prims"][:, 0]
+        pts = decode_points(point_logits[:, :1], point_offset[:, :1], batch["s_to_table"], cfg)[:, 0]
+        err = (pts - batch["points"][:, 0]).norm(dim=-1)  # [B, A]
+        valid = batch["cells"][:, 0] >= 0
+        pts_ok = ((err <= POINT_TOLERANCE_M) | ~valid).all(-1)
         return prim_ok & pts_ok
 
 
@@ -237,32 +233,27 @@ def evaluate_first_call(net, batches: Batches, rows: np.ndarray, cfg, cycles_lis
     net.eval()
     with torch.no_grad():
         for cyc in cycles_list:
-            right, sure, conf = [], [], []
+            right, conf = [], []
             for i in range(0, len(rows), bs):
                 b = _to_torch(batches.rows(rows[i:i + bs]))
                 o = net(b["image"], b["tokens"], cyc)
                 right.append(first_call_right(o[0], o[1], o[2], b, cfg).numpy())
-                sure.append(first_call_right(o[0], o[1], o[2], b, cfg, slots=CONFIDENCE_SLOTS).numpy())
                 conf.append(o[3][:, 0].numpy())
             r, c = np.concatenate(right), np.concatenate(conf)
-            out[str(cyc)] = {"first_call_accuracy": round(float(r.mean()), 4), "confidence": c, "right": r,
-                             "sure": np.concatenate(sure)}
+            out[str(cyc)] = {"first_call_accuracy": round(float(r.mean()), 4), "confidence": c, "right": r}
     net.train()
     return out
 
 
 def calibrate_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 0.98) -> float:
-    """Lowest threshold whose accepted plans are right (``right``: the confidence target) at least
-    ``precision`` of the time."""
-    order = np.argsort(-conf)
-    prec = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-    ok = np.flatnonzero(prec >= precision)
-    if not len(ok):
-        return 0.9
-    return float(np.clip(conf[order][ok[-1]], 0.05, 0.95))
+    """Lowest threshold whose accepted first calls are right at least ``precision`` of the time
+    (0.9 when none is; clipped to [0.05, 0.95]). ``edgeagent eval --calibrate`` picks one closed loop."""
+    from edgeagent.harness import lowest_threshold
+
+    found = lowest_threshold(conf, right, precision)
+    return 0.9 if found is None else float(np.clip(found[0], 0.05, 0.95))
 
 
-# -- checkpoints --------------------------------------------------------------------------------------
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save, atomically: never a half-written checkpoint."""
     import torch
@@ -419,7 +410,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     # Held-out first-call accuracy per cycle count, and a confidence threshold from it.
     cycles_list = sorted({1, cycles, cycles + 1, cycles + 2})
     val = evaluate_first_call(net, plain, val_rows, cfg, cycles_list) if len(val_rows) else {}
-    threshold = (calibrate_threshold(val[str(cycles)]["confidence"], val[str(cycles)]["sure"])
+    threshold = (calibrate_threshold(val[str(cycles)]["confidence"], val[str(cycles)]["right"])
                  if val else 0.5)
     figures = {c: {"first_call_accuracy": v["first_call_accuracy"],
                    "accepted_at_threshold": round(float((v["confidence"] >= threshold).mean()), 4),

@@ -1,5 +1,7 @@
 """The confidence routing curve that `edgeagent eval --curve` prints and the model card reports."""
 
+import numpy as np
+
 from edgeagent.harness import ScenarioResult, confidence_curve, format_curve, threshold_for
 
 
@@ -45,3 +47,13 @@ def test_calibrated_threshold_is_the_lowest_that_reaches_the_asked_success():
 def test_calibration_never_splits_episodes_of_equal_confidence():
     # At 0.9 both episodes clear the threshold: 50%, so 0.9 cannot be the answer for 100%.
     assert threshold_for([_result(True, 0.9), _result(False, 0.9), _result(True, 0.95)], 1.0)["threshold"] == 0.95
+
+
+def test_training_calibration_uses_the_same_rule_and_clips():
+    from edgeagent.models.train import calibrate_threshold
+
+    conf, right = np.array([0.99, 0.9, 0.8, 0.7]), np.array([True, True, False, True])
+    assert calibrate_threshold(conf, right, 0.7) == 0.7  # 3 of 4
+    assert calibrate_threshold(conf, right, 1.0) == 0.9
+    assert calibrate_threshold(np.array([0.999]), np.array([True]), 1.0) == 0.95  # clipped
+    assert calibrate_threshold(np.array([0.5]), np.array([False]), 0.5) == 0.9  # none reaches it

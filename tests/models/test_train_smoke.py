@@ -125,9 +125,9 @@ def test_validation_holds_out_whole_scenarios_of_every_family():
     assert set(scenario[mask]) == {8, 11}  # the last line scenario and the last stack one, all their rows
 
 
-def test_confidence_target_covers_the_place_after_the_pick():
-    """A plan whose pick is right but whose place is 5 cm off counts as right for the first call and
-    wrong for the confidence target (the first two slots)."""
+def test_first_call_right_judges_slot_zero_only_to_two_centimetres():
+    """The confidence target: the first call's primitive (END included) and its points within 2 cm of
+    the expert's; later slots do not count."""
     cfg = type("Cfg", (), {"G": 4, "S": 8})()
     B, K, A, P, GG = 1, 3, 2, 3, 16
     prims = torch.tensor([[1, 2, 0]])
@@ -138,14 +138,18 @@ def test_confidence_target_covers_the_place_after_the_pick():
     point_logits.scatter_(3, cell.clamp(min=0)[..., None], 9.0)
     point_offset = torch.full((B, K, A, GG, 2), 0.5)
     centre = torch.stack([(cell % 4 + 0.5) * 2, (cell // 4 + 0.5) * 2], -1).float()
-    batch = {"prims": prims, "cells": cell, "s_to_table": torch.eye(3)[None], "points": centre.clone()}
-    assert train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots=2).all()
-    batch["points"][0, 1, 0, 0] += 0.05
-    assert train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg).all()
-    assert not train_mod.first_call_right(prim_logits, point_logits, point_offset, batch, cfg, slots=2).any()
-    # A plan that ends (END) after the pick, where the expert places, is wrong too.
-    batch["points"] = centre
+    right = lambda logits, pts: bool(train_mod.first_call_right(  # noqa: E731
+        logits, point_logits, point_offset, {"prims": prims, "cells": cell, "s_to_table": torch.eye(3)[None],
+                                             "points": pts}, cfg)[0])
+    assert right(prim_logits, centre)
+    off = centre.clone()
+    off[0, 1, 0, 0] += 0.05  # the place is off: still right
+    assert right(prim_logits, off)
+    off = centre.clone()
+    off[0, 0, 0, 0] += 0.015  # the pick 1.5 cm off: right; 3 cm off: wrong
+    assert right(prim_logits, off)
+    off[0, 0, 0, 0] += 0.015
+    assert not right(prim_logits, off)
     ends = prim_logits.clone()
-    ends[0, 1] = torch.tensor([1.0, 0.0, 0.0])
-    assert train_mod.first_call_right(ends, point_logits, point_offset, batch, cfg).all()
-    assert not train_mod.first_call_right(ends, point_logits, point_offset, batch, cfg, slots=2).any()
+    ends[0, 0] = torch.tensor([1.0, 0.0, 0.0])  # END where the expert picks
+    assert not right(ends, centre)
