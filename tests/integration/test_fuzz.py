@@ -144,7 +144,10 @@ def malformed(draw) -> tuple[list[bytes], str | tuple[str, ...], bool]:
                                st.builds(lambda b: b"\xff\xd8\xff" + b, st.binary(max_size=100)),
                                st.builds(lambda w, h: png_header(w, h) + b"\0" * 20, st.integers(1, 64),
                                          st.integers(1, 64))))
-        return [dump(header), image], "bad_image", True
+        # Random bytes after a JPEG marker may read as a frame header that declares a huge size:
+        # refusing that as too large is right too.
+        codes = ("bad_image", "image_too_large") if image.startswith(b"\xff\xd8\xff") else "bad_image"
+        return [dump(header), image], codes, True
     if defect == "huge_image":
         header = {"v": 1, "id": rid, **base("plan")}
         w, h = draw(st.sampled_from([(100_000, 10), (5000, 5000), (4096, 4096), (10, 4097)]))
@@ -168,7 +171,8 @@ def malformed(draw) -> tuple[list[bytes], str | tuple[str, ...], bool]:
     return [b""], "bad_frames", False  # empty_frame: read as a REQ envelope with no message
 
 
-@settings(max_examples=1800, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# derandomize: CI draws the same 1800 cases every run, so a pass or a failure reproduces.
+@settings(max_examples=1800, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 @given(case=malformed())
 def test_malformed_messages_get_one_error_reply_each(service, case):
     _, sock = service
