@@ -50,6 +50,8 @@ DEFAULT_MINUTES = 56.0
 #: out blocks need more examples than one pick and place (measured on planners v1-v3, models/README.md).
 DEFAULT_FAMILY_WEIGHTS = {"rank-from-side": 3.0, "relation-to-bowl": 3.0, "line": 3.0, "corner-relative": 2.0,
                           "stack": 1.5, "offset": 1.2, "all-into-bowl": 1.2}
+#: Decay of the moving average of the weights that final.pt holds (about the last 1,000 steps).
+DEFAULT_EMA = 0.999
 #: Weight of the auxiliary object-classification losses (patches and slot arguments).
 AUX_WEIGHT = 1.0
 #: Width (in cells) of the Gaussian target around the true point.
@@ -268,7 +270,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
-          progress: Callable[[str], None] | None = None) -> Path:
+          ema_decay: float = DEFAULT_EMA, progress: Callable[[str], None] | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -279,6 +281,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``init`` (a ``final.pt``) fine-tunes that model instead of starting from random weights: its
     network sizes and vocabulary are kept (the size arguments are ignored), and the optimizer starts
     afresh with this run's schedule.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (warmed up over the first
+    steps); validation and ``final.pt`` use the averaged weights, which are smoother than the last
+    step's. 0 turns it off.
     """
     import torch
 
@@ -339,16 +345,20 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         return lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup)))))
 
     settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "cycles": cycles, "bf16": bf16,
-                "init": str(init) if init is not None else None,
+                "ema": ema_decay, "init": str(init) if init is not None else None,
                 "config": cfg.to_dict(),
                 "data": meta.get("description", str(data_dir))}
     step, trained_s = 0, 0.0
+    params = list(net.parameters())
+    avg = [p.detach().clone() for p in params] if ema_decay > 0 else None
     last = out / "last.pt"
     if last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
         if ck.get("settings") == settings and ck.get("vocab") == vocab:
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
+            if avg is not None:
+                avg = [t.clone() for t in ck["ema"]]
             step, trained_s = int(ck["step"]), float(ck.get("trained_s", 0.0))
             _log(f"resuming from {last} at step {step}")
         else:
@@ -358,7 +368,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     _log(f"training {count_params(net):,} parameters on {len(train_rows):,} samples "
          f"({len(val_rows):,} held out), vocab {len(vocab)}, {steps} steps of {batch}, cycles {cycles}")
     deadline = None if not minutes else t_start + 60.0 * minutes
-    ema: dict[str, float] = {}
+    smooth: dict[str, float] = {}
     t_loop, step0, t_ckpt, t_print = time.time(), step, time.time(), 0.0
     stopped_early = False
     net.train()
@@ -378,9 +388,14 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
+        if avg is not None:
+            keep = min(ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for a, p in zip(avg, params):
+                    a.lerp_(p, 1.0 - keep)
         step += 1
         for k, v in m.items():
-            ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
+            smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
         now = time.time()
         if now - t_print >= (2.0 if sys.stderr.isatty() else 15.0) or step == steps:
             t_print = now
@@ -388,24 +403,28 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
             eta = (steps - step) * batch / max(rate, 1e-9)
             if deadline is not None:
                 eta = min(eta, max(0.0, deadline - now))
-            line = (f"step {step}/{steps}  loss {ema['loss']:.3f}  first-call right {ema['right']:.3f}  "
+            line = (f"step {step}/{steps}  loss {smooth['loss']:.3f}  first-call right {smooth['right']:.3f}  "
                     f"{rate:.0f} samples/s  ETA {_hms(eta)}")
             say(("\r" + line + "\033[K") if sys.stderr.isatty() else line + "\n")
         if val_every and step % val_every == 0 and len(val_rows):
+            _swap(params, avg)
             v = evaluate_first_call(net, plain, val_rows, cfg, [cycles])[str(cycles)]
+            _swap(params, avg)
+            net.train()
             fam = _per_family(v["right"], data["family"][val_rows])
             _log(f"\nstep {step}: held-out first-call accuracy {v['first_call_accuracy']:.3f}  "
                  + " ".join(f"{f}={a:.2f}" for f, a in fam.items()))
         if now - t_ckpt >= ckpt_every_s:
             t_ckpt = now
             save_atomic({"settings": settings, "vocab": vocab, "model": net.state_dict(),
-                         "optimizer": opt.state_dict(), "step": step,
+                         "optimizer": opt.state_dict(), "step": step, "ema": avg,
                          "trained_s": trained_s + now - t_loop}, last)
     if sys.stderr.isatty():
         say("\n")
     trained_s += time.time() - t_loop
     save_atomic({"settings": settings, "vocab": vocab, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                 "step": step, "trained_s": trained_s}, last)
+                 "step": step, "ema": avg, "trained_s": trained_s}, last)
+    _swap(params, avg)  # from here on the net holds the averaged weights (validated and saved)
 
     # Held-out first-call accuracy per cycle count, and a confidence threshold from it.
     cycles_list = sorted({1, cycles, cycles + 1, cycles + 2})
@@ -425,10 +444,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         "data": meta.get("description", str(data_dir)), "data_dir": str(data_dir),
         "samples": int(len(train_rows)), "val_samples": int(len(val_rows)), "seed": seed,
         "steps": step, "steps_planned": steps, "stopped_early_by_time_budget": stopped_early,
-        "batch": batch, "lr": lr, "cycles": cycles, "parameters": count_params(net),
+        "batch": batch, "lr": lr, "cycles": cycles, "ema_decay": ema_decay, "parameters": count_params(net),
         "init": None if start is None else {"from": str(init), "training": start.get("training", {})},
         "val_first_call": figures, "confidence_threshold": threshold,
-        "final_loss": round(ema.get("loss", float("nan")), 4),
+        "final_loss": round(smooth.get("loss", float("nan")), 4),
     }
     final = out / "final.pt"
     save_atomic({"config": cfg.to_dict(), "model": net.state_dict(), "vocab": vocab, "primitives": primitives,
@@ -438,6 +457,19 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
          + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items())
          + f"; wrote {final}")
     return final
+
+
+def _swap(params: list, avg: list | None) -> None:
+    """Exchange the network's weights with the moving average (no-op without one)."""
+    if avg is None:
+        return
+    import torch
+
+    with torch.no_grad():
+        for p, a in zip(params, avg):
+            tmp = p.detach().clone()
+            p.copy_(a)
+            a.copy_(tmp)
 
 
 def _validation_mask(scenario: np.ndarray, family: np.ndarray, fraction: float) -> np.ndarray:
@@ -510,6 +542,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--workers", type=int, default=2, help="processes generating data")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--val-every", type=int, default=1000, help="report held-out accuracy every N steps (0: never)")
+    p.add_argument("--ema", type=float, default=DEFAULT_EMA,
+                   help=f"decay of the weights' moving average saved as final.pt (default {DEFAULT_EMA:g}; 0: off)")
     p.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     return p
 
@@ -549,7 +583,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     train(args.out, data_dir=args.data, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
           cycles=args.cycles, minutes=args.minutes, families=families, scenarios=args.scenarios,
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=not args.fp32,
-          val_every=args.val_every, family_weights=weights, init=args.init,
+          val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
           command=command)
     return 0
 

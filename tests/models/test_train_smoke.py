@@ -11,6 +11,7 @@ from edgeagent.errors import ConfigError
 from edgeagent.models import dataset as ds
 from edgeagent.models import train as train_mod
 from edgeagent.models.export import export_onnx
+from edgeagent.models.net import NetConfig, PlannerNet
 from edgeagent.models.tokenizer import Tokenizer
 from edgeagent.models.train import main, train
 
@@ -153,3 +154,21 @@ def test_first_call_right_judges_slot_zero_only_to_two_centimetres():
     ends = prim_logits.clone()
     ends[0, 0] = torch.tensor([1.0, 0.0, 0.0])  # END where the expert picks
     assert not right(ends, centre)
+
+
+def test_final_holds_the_moving_average_of_the_weights(tmp_path, data_dir):
+    # With the average on, final.pt is not the last step's weights (last.pt holds those) but lies
+    # between the start and them; with it off, final.pt is the last step.
+    on = train(tmp_path / "on", data_dir=data_dir, steps=6, seed=2, ema_decay=0.5, **TINY)
+    last = torch.load(tmp_path / "on" / "last.pt", weights_only=True)
+    avg = torch.load(on, weights_only=True)
+    assert avg["training"]["ema_decay"] == 0.5
+    assert any(not torch.equal(avg["model"][k], last["model"][k]) for k in last["model"] if k.endswith("weight"))
+    names = [k for k, _ in PlannerNet(NetConfig.from_dict(avg["config"])).named_parameters()]
+    assert len(names) == len(last["ema"])
+    for k, t in zip(names, last["ema"]):
+        torch.testing.assert_close(avg["model"][k], t, rtol=0, atol=0)
+    off = train(tmp_path / "off", data_dir=data_dir, steps=6, seed=2, ema_decay=0.0, **TINY)
+    last_off = torch.load(tmp_path / "off" / "last.pt", weights_only=True)
+    for k, t in torch.load(off, weights_only=True)["model"].items():
+        torch.testing.assert_close(t, last_off["model"][k], rtol=0, atol=0)
