@@ -12,7 +12,8 @@ Image + instruction tokens in, a K-slot plan out (the model contract, DESIGN §5
     heads on h: prim_logits [B, K, P]          (slot features -> linear; index 0 = END)
                 point_logits [B, K, A, G*G]    (slot-arg query · patch key)
                 point_offset [B, K, A, G*G, 2] (sigmoid; sub-cell dx, dy per cell)
-                confidence [B, 1]              (sigmoid; P(first call right))
+                confidence [B, 1]              (sigmoid; P(the plan succeeds): trained on the first
+                                                call being right, then refit on closed-loop rollouts)
     training-only heads (never exported): the object each patch shows, the object each slot's
     point lands on (auxiliary losses that ground colour words in pixels much sooner), the rank of
     each patch's block counted from each side ("the second block from the left"), and its distance
@@ -75,6 +76,9 @@ class NetConfig:
     # Quadrant classes of the training-only bowl-relation head, which predicts per bowl colour a
     # distance rank (``ranks`` classes) and a quadrant (0 = no such head).
     quadrants: int = 0
+    # What the confidence head reads: "slot" (the first slot's features) or "plan" (every slot's
+    # features and how peaked each primitive and point distribution is), see Heads.
+    confidence: str = "slot"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -175,6 +179,17 @@ class TextEncoder(nn.Module):
         return self.block(torch.cat([words, slots], dim=1), key_bias)
 
 
+#: Inputs the confidence head can read (NetConfig.confidence).
+CONFIDENCE_INPUTS = ("slot", "plan")
+
+
+def conf_features(cfg: NetConfig) -> int:
+    """Width of the confidence head's input."""
+    if cfg.confidence == "plan":
+        return cfg.K * cfg.width + cfg.K + cfg.K * cfg.A
+    return cfg.width
+
+
 class Heads(nn.Module):
     """Plan outputs from the token states after a cycle."""
 
@@ -190,7 +205,9 @@ class Heads(nn.Module):
         self.off_patch = nn.Linear(d, OFFSET_HIDDEN)
         self.off_query = nn.Linear(d, OFFSET_HIDDEN, bias=False)
         self.off_out = nn.Linear(OFFSET_HIDDEN, 2)
-        self.conf = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
+        if cfg.confidence not in CONFIDENCE_INPUTS:
+            raise ValueError(f"confidence must be one of {', '.join(CONFIDENCE_INPUTS)}, got {cfg.confidence!r}")
+        self.conf = nn.Sequential(nn.Linear(conf_features(cfg), d), nn.ReLU(), nn.Linear(d, 1))
 
     def forward(self, patches: torch.Tensor, slots: torch.Tensor):
         c = self.cfg
@@ -206,7 +223,15 @@ class Heads(nn.Module):
         oq = self.off_query(q).reshape(-1, c.K * c.A, 1, OFFSET_HIDDEN)
         off = torch.sigmoid(self.off_out(F.relu(op + oq)))  # [B, K*A, GG, 2]
         point_offset = off.reshape(-1, c.K, c.A, GG, 2)
-        confidence = torch.sigmoid(self.conf(s[:, 0]))
+        if c.confidence == "plan":
+            # How sure each slot is of its primitive and of each point (detached: the confidence loss
+            # must not reshape the plan's own distributions).
+            peaks = [prim_logits.detach().softmax(-1).amax(-1),
+                     point_logits.detach().softmax(-1).amax(-1).reshape(-1, c.K * c.A)]
+            feat = torch.cat([s.reshape(-1, c.K * d), *peaks], dim=-1)
+        else:
+            feat = s[:, 0]
+        confidence = torch.sigmoid(self.conf(feat))
         return prim_logits, point_logits, point_offset, confidence
 
 

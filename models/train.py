@@ -16,7 +16,9 @@ Losses, per refinement cycle (deep supervision, so fewer or more cycles still pl
   decoded point is right even when the argmax lands on a neighbouring cell;
 - confidence: BCE against whether the cycle's own first call is right (detached): same primitive
   (END included) and every point within 0.02 m of the expert's (a target of the first two calls
-  was tried and routed worse: models/README.md, "v5");
+  was tried and routed worse: models/README.md, "v5"). That is a strict proxy for success, so a
+  command-line run ends by refitting the confidence head on closed-loop rollouts
+  (``--confidence-per-family``, models/confidence.py);
 - auxiliary (training-only heads): the object each patch shows and the object each slot's point
   lands on, from the simulator's state. They make colour words and pixels meet much sooner.
 """
@@ -44,14 +46,17 @@ SLOT_WEIGHTS = (2.0, 1.0, 0.6, 0.4)
 #: generation ~350 states/s with 2 workers (~100k states, ~5 min), training ~250 samples/s (~40 min).
 DEFAULT_SCENARIOS = 20000
 DEFAULT_STEPS = 9000
-#: Wall-time cap (data generation included) so a slower or busier machine still ends within the hour.
-DEFAULT_MINUTES = 56.0
+#: Wall-time cap of data generation and training, so a slower or busier machine still ends within the
+#: hour with the confidence refit (~4 minutes) after it.
+DEFAULT_MINUTES = 53.0
 #: Scenario weights of a default run: the families whose plans depend on counting, ranking or laying
 #: out blocks need more examples than one pick and place (measured on planners v1-v3, models/README.md).
 DEFAULT_FAMILY_WEIGHTS = {"rank-from-side": 3.0, "relation-to-bowl": 3.0, "line": 3.0, "corner-relative": 2.0,
                           "stack": 1.5, "offset": 1.2, "all-into-bowl": 1.2}
 #: Decay of the moving average of the weights that final.pt holds (about the last 1,000 steps).
 DEFAULT_EMA = 0.999
+#: Closed-loop rollouts per family that refit the confidence at the end of a command-line run.
+DEFAULT_CONFIDENCE_PER_FAMILY = 100
 #: Weight of the auxiliary object-classification losses (patches and slot arguments).
 AUX_WEIGHT = 1.0
 #: Width (in cells) of the Gaussian target around the true point.
@@ -270,7 +275,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
-          ema_decay: float = DEFAULT_EMA, progress: Callable[[str], None] | None = None) -> Path:
+          ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -285,6 +290,9 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``ema_decay`` > 0 keeps an exponential moving average of the weights (warmed up over the first
     steps); validation and ``final.pt`` use the averaged weights, which are smoother than the last
     step's. 0 turns it off.
+
+    ``confidence_per_family`` > 0 ends the run by refitting the confidence head on that many closed-loop
+    rollouts per family (``confidence.refit_confidence``); the command line does so by default.
     """
     import torch
 
@@ -453,9 +461,17 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     save_atomic({"config": cfg.to_dict(), "model": net.state_dict(), "vocab": vocab, "primitives": primitives,
                  "cycles": cycles, "confidence_threshold": threshold, "training": summary}, final)
     write_json_atomic(out / "training.json", summary)
-    _log(f"done in {_hms(wall)}: {step} steps, held-out first-call accuracy "
-         + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items())
-         + f"; wrote {final}")
+    _log(f"trained in {_hms(wall)}: {step} steps, held-out first-call accuracy "
+         + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items()))
+    if confidence_per_family > 0:
+        from edgeagent.models.confidence import refit_confidence
+
+        _log(f"refitting the confidence on {confidence_per_family} closed-loop rollouts per family")
+        summary["confidence"] = refit_confidence(final, final, per_family=confidence_per_family, families=families)
+        summary["confidence_threshold"] = summary["confidence"]["threshold"]["value"]
+        summary["wall_time_s"] = round(time.time() - t_start, 1)
+        write_json_atomic(out / "training.json", summary)
+    _log(f"done in {_hms(time.time() - t_start)}; wrote {final}")
     return final
 
 
@@ -544,6 +560,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--val-every", type=int, default=1000, help="report held-out accuracy every N steps (0: never)")
     p.add_argument("--ema", type=float, default=DEFAULT_EMA,
                    help=f"decay of the weights' moving average saved as final.pt (default {DEFAULT_EMA:g}; 0: off)")
+    p.add_argument("--confidence-per-family", type=int, default=DEFAULT_CONFIDENCE_PER_FAMILY, metavar="N",
+                   help="finally refit the confidence on N closed-loop rollouts per task family (default "
+                        f"{DEFAULT_CONFIDENCE_PER_FAMILY}, about 3 minutes; 0: keep the confidence trained on first calls)")
     p.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     return p
 
@@ -584,6 +603,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
           cycles=args.cycles, minutes=args.minutes, families=families, scenarios=args.scenarios,
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=not args.fp32,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
+          confidence_per_family=args.confidence_per_family,
           command=command)
     return 0
 

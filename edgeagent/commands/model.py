@@ -3,6 +3,7 @@
     edgeagent model train --out DIR ...          (options: edgeagent model train --help)
     edgeagent model export CHECKPOINT --out DIR [--cycles N] [--name NAME]
     edgeagent model quantize FP32_DIR --out DIR [--frames N] [--seed N]
+    edgeagent model confidence CHECKPOINT --out FILE [--per-family N] [--seed N] [--head plan|slot]
     edgeagent model check FILE_OR_DIR [--fp32 DIR] [--json OUT] [--tensorrt 8.5|8.6]
     edgeagent model info [DIR]
 """
@@ -42,8 +43,20 @@ def add_parser(sub) -> None:
     q.add_argument("--frames", type=int, default=None, help="calibration frames (default 256)")
     q.add_argument("--seed", type=int, default=0, help="seed of the calibration scenes (default 0)")
     q.add_argument("--keep-float", action="append", default=None, metavar="FRAGMENT",
-                   help="keep nodes whose name contains FRAGMENT in float (repeatable; default: /heads/)")
+                   help="keep nodes whose name contains FRAGMENT in float (repeatable; 'last-block' means the last "
+                        "transformer layer; default: /heads/ and last-block)")
     q.set_defaults(func=run_quantize)
+
+    f = msub.add_parser("confidence", help="refit a checkpoint's confidence on closed-loop rollouts in the simulator",
+                        description="Run the checkpoint closed loop on fresh scenarios and refit its confidence "
+                                    "head (only) on whether each episode succeeded; see models/README.md.")
+    f.add_argument("checkpoint", help="checkpoint file (or a training folder holding final.pt)")
+    f.add_argument("--out", required=True, help="checkpoint file to write (then: edgeagent model export OUT ...)")
+    f.add_argument("--per-family", type=int, default=None,
+                   help="rollout scenarios per task family (default 100; at least 5)")
+    f.add_argument("--seed", type=int, default=None, help="generator seed of the rollout scenarios (default 3000001)")
+    f.add_argument("--head", default="plan", help="what the head reads: plan (every slot, default) or slot (the first)")
+    f.set_defaults(func=run_confidence)
 
     c = msub.add_parser("check", help="TensorRT readiness of an ONNX planner, without a GPU (exit 1 on failure)")
     c.add_argument("path", help="planner.onnx or a model folder")
@@ -64,6 +77,16 @@ def run_train(args) -> int:
     from edgeagent.models.train import main
 
     return int(main(list(args.train_args)) or 0)
+
+
+def run_confidence(args) -> int:
+    from edgeagent.models import confidence
+
+    confidence.refit_confidence(
+        args.checkpoint, args.out, head=args.head,
+        per_family=confidence.DEFAULT_PER_FAMILY if args.per_family is None else args.per_family,
+        seed=confidence.ROLLOUT_SEED if args.seed is None else args.seed)
+    return 0
 
 
 def run_export(args) -> int:

@@ -99,3 +99,21 @@ def test_refuses_to_quantize_twice_or_in_place(fp32_dir, int8_dir, tmp_path):
         quantize(int8_dir, tmp_path, calibration_frames=2)
     with pytest.raises(ModelError, match="is the FP32 model's folder"):
         quantize(fp32_dir, fp32_dir, calibration_frames=2)
+
+
+def test_last_block_stands_for_the_deepest_transformer_layer(tmp_path):
+    from onnx import TensorProto, helper
+
+    from edgeagent.models.quantize import KEEP_FLOAT, LAST_BLOCK, _nodes_matching
+
+    names = ["/net/blocks.0/fc/MatMul", "/net/blocks.2/fc/MatMul", "/net/blocks.10/fc/MatMul_1",
+             "/net/blocks.1/attn/MatMul", "/net/heads/conf/conf.0/Gemm", "/net/stem/convs/Conv"]
+    nodes = [helper.make_node("Identity", [f"t{i}"], [f"t{i + 1}"], name=n) for i, n in enumerate(names)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info(f"t{len(names)}", TensorProto.FLOAT, [1])])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert LAST_BLOCK in KEEP_FLOAT
+    assert _nodes_matching(path, KEEP_FLOAT) == ["/net/blocks.10/fc/MatMul_1", "/net/heads/conf/conf.0/Gemm"]
+    assert _nodes_matching(path, [LAST_BLOCK]) == ["/net/blocks.10/fc/MatMul_1"]
+    assert _nodes_matching(path, ["/stem/"]) == ["/net/stem/convs/Conv"]

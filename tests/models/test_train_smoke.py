@@ -71,11 +71,17 @@ def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, data_dir,
 
 def test_command_line_generates_data_when_none_is_given(tmp_path, capsys):
     rc = main(["--out", str(tmp_path / "run"), "--families", "pick-place-bowl", "--scenarios", "2", "--steps", "2",
-               "--batch", "2", "--width", "32", "--layers", "1", "--workers", "1", "--seed", "4"])
+               "--batch", "2", "--width", "32", "--layers", "1", "--workers", "1", "--seed", "4",
+               "--confidence-per-family", "5"])
     assert rc == 0
     assert ds.is_complete(tmp_path / "run" / "data")
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
     assert summary["command"].startswith("edgeagent model train --out")
+    # The run ends with the confidence refit on closed-loop rollouts of the trained families.
+    assert summary["confidence"]["scenarios"] == 5 and summary["confidence"]["plan_requests"] >= 5
+    ckpt = torch.load(tmp_path / "run" / "final.pt", weights_only=True)
+    assert ckpt["training"]["confidence"] == summary["confidence"]
+    assert ckpt["confidence_threshold"] == pytest.approx(summary["confidence_threshold"], abs=1e-4)
     assert "step 2/2" in capsys.readouterr().err
 
 
