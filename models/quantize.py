@@ -106,11 +106,14 @@ class FeedReader:
 
 def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, seed: int = 0,
              op_types: Sequence[str] = OP_TYPES, keep_float: Sequence[str] = KEEP_FLOAT,
-             feeds: Iterable[dict[str, np.ndarray]] | None = None) -> Path:
+             feeds: Iterable[dict[str, np.ndarray]] | None = None,
+             confidence_threshold: float | None = None) -> Path:
     """Quantise the FP32 model folder ``fp32_dir`` into ``out_dir`` (planner.onnx + manifest.json).
 
     ``feeds`` replaces the simulator frames (e.g. frames from the real camera, preprocessed with
-    ``runtime.preprocess_image``). Returns the INT8 ONNX path. Deterministic in ``seed``.
+    ``runtime.preprocess_image``). ``confidence_threshold`` replaces the FP32 manifest's in the INT8 one
+    (INT8 confidence differs a little; calibrate it on the INT8 model). Returns the INT8 ONNX path.
+    Deterministic in ``seed``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -150,6 +153,8 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
         os.replace(partial, target)
     int8 = manifest.replace(
         precision="int8", sha256=file_sha256(target), created=now_iso(), eval={},
+        confidence_threshold=(manifest.confidence_threshold if confidence_threshold is None
+                              else float(confidence_threshold)),
         training={**manifest.training, "quantization": {
             "method": "onnxruntime quantize_static, QDQ, int8 symmetric, per-channel weights, MinMax",
             "calibration": "simulator frames" if feeds is None else "caller-supplied frames",

@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     q.add_argument("--keep-float", action="append", default=None, metavar="FRAGMENT",
                    help="keep nodes whose name contains FRAGMENT in float (repeatable; 'last-block' means the last "
                         "transformer layer; default: /heads/ and last-block)")
+    q.add_argument("--threshold", type=float, default=None,
+                   help="confidence threshold recorded in the INT8 manifest (default: the FP32 model's; pick one "
+                        "with 'edgeagent eval ... --calibrate 0.98' on the INT8 model)")
     q.set_defaults(func=run_quantize)
 
     f = msub.add_parser("confidence", help="refit a checkpoint's confidence on closed-loop rollouts in the simulator",
@@ -102,10 +105,14 @@ def run_export(args) -> int:
 
 
 def run_quantize(args) -> int:
+    from edgeagent.errors import ConfigError
     from edgeagent.models.quantize import DEFAULT_FRAMES, KEEP_FLOAT, quantize
 
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
     path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
-                    keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT)
+                    keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT,
+                    confidence_threshold=args.threshold)
     print(f"wrote {path} and {path.parent / 'manifest.json'}; check it with: edgeagent model check {path.parent} "
           f"--fp32 {args.fp32_dir}")
     return 0

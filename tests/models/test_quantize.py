@@ -117,3 +117,15 @@ def test_last_block_stands_for_the_deepest_transformer_layer(tmp_path):
     assert _nodes_matching(path, KEEP_FLOAT) == ["/net/blocks.10/fc/MatMul_1", "/net/heads/conf/conf.0/Gemm"]
     assert _nodes_matching(path, [LAST_BLOCK]) == ["/net/blocks.10/fc/MatMul_1"]
     assert _nodes_matching(path, ["/stem/"]) == ["/net/stem/convs/Conv"]
+
+
+def test_command_records_the_int8_threshold_and_refuses_one_outside_0_1(fp32_dir, int8_dir, tmp_path, capsys):
+    from edgeagent.cli import main
+
+    assert load_manifest(int8_dir)[0].confidence_threshold == load_manifest(fp32_dir)[0].confidence_threshold
+    assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "a"), "--frames", "2",
+                 "--threshold", "0.7"]) == 0
+    assert load_manifest(tmp_path / "a")[0].confidence_threshold == 0.7
+    assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "b"), "--threshold", "1.5"]) == 2
+    assert "--threshold must be in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
