@@ -42,14 +42,12 @@ ROLLOUT_SEED = 3_000_001
 DEFAULT_PER_FAMILY = 100
 #: Success rate the threshold recorded in the checkpoint aims at (on the validation episodes).
 TARGET_SUCCESS = 0.98
+#: Name of the extra graph output that exposes the confidence head's input during rollouts.
+FEATURES = "confidence_features"
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-#: Name of the extra graph output that exposes the confidence head's input during rollouts.
-FEATURES = "confidence_features"
 
 
 class _Recorder:
@@ -137,16 +135,9 @@ def auroc(score: np.ndarray, ok: np.ndarray) -> float:
     pos, neg = int(ok.sum()), int((~ok).sum())
     if not pos or not neg:
         return float("nan")
-    order = np.argsort(score, kind="stable")
-    ranks = np.empty(len(score))
-    s = score[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    # Rank of each score (1-based), tied scores sharing their group's average rank.
+    _, group, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[group]
     return float((ranks[ok].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
@@ -221,11 +212,10 @@ def refit_confidence(checkpoint: str | Path, out: str | Path, *, per_family: int
     """
     import torch
 
-    from edgeagent.harness import lowest_threshold
     from edgeagent.models.export import build_net, export_onnx, load_checkpoint
     from edgeagent.models.net import CONFIDENCE_INPUTS, NetConfig, PlannerNet
     from edgeagent.models.quantize import quantize
-    from edgeagent.models.train import save_atomic
+    from edgeagent.models.train import calibrate_threshold, save_atomic
 
     if head not in CONFIDENCE_INPUTS:
         raise ConfigError(f"--head must be one of {', '.join(CONFIDENCE_INPUTS)}, got {head!r}")
@@ -287,15 +277,16 @@ def refit_confidence(checkpoint: str | Path, out: str | Path, *, per_family: int
                        "old": figures(p_old), "new": figures(p_new)},
     }
     loss = {k: sum(_logloss(v[val], y[val]) for v in p.values()) for k, p in (("old", p_old), ("new", p_new))}
-    report["kept"] = "new" if loss["new"] < loss["old"] else "old"
+    report["kept"] = "new" if loss["new"] < loss["old"] else "old"  # unrounded: the report's figures are rounded
     if report["kept"] == "new":
         net.heads.conf.load_state_dict(fitted.state_dict())
         conf, state, config = p_new, net.state_dict(), cfg.to_dict()
     else:
         conf, state, config = p_old, ck["model"], ck["config"]
     # The threshold routers use by default: where the robot's (INT8) first plans reach the target.
-    found = lowest_threshold(conf["int8"][first], y[first], TARGET_SUCCESS)
-    threshold = float(min(0.999, max(0.05, found[0]))) if found else float(ck.get("confidence_threshold", 0.9))
+    # (Outcomes, unlike training's first-call proxy, are calibrated enough to allow thresholds near 1.)
+    threshold = calibrate_threshold(conf["int8"][first], y[first], TARGET_SUCCESS, upper=0.999,
+                                    fallback=float(ck.get("confidence_threshold", 0.9)))
     report["threshold"] = {"value": round(threshold, 4), "success": TARGET_SUCCESS,
                            "accepted_first_plans": {k: round(float((v[first] >= threshold).mean()), 4)
                                                     for k, v in conf.items()}}

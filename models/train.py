@@ -254,13 +254,15 @@ def evaluate_first_call(net, batches: Batches, rows: np.ndarray, cfg, cycles_lis
     return out
 
 
-def calibrate_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 0.98) -> float:
-    """Lowest threshold whose accepted first calls are right at least ``precision`` of the time
-    (0.9 when none is; clipped to [0.05, 0.95]). ``edgeagent eval --calibrate`` picks one closed loop."""
+def calibrate_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 0.98, *, upper: float = 0.95,
+                        fallback: float = 0.9) -> float:
+    """Lowest threshold whose accepted plans are right (``right``) at least ``precision`` of the time,
+    clipped to [0.05, ``upper``]; ``fallback`` when none is. ``edgeagent eval --calibrate`` picks one
+    closed loop."""
     from edgeagent.harness import lowest_threshold
 
     found = lowest_threshold(conf, right, precision)
-    return 0.9 if found is None else float(np.clip(found[0], 0.05, 0.95))
+    return fallback if found is None else float(np.clip(found[0], 0.05, upper))
 
 
 def save_atomic(obj: Any, path: Path) -> None:
