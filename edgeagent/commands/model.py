@@ -4,6 +4,7 @@
     edgeagent model export CHECKPOINT --out DIR [--cycles N] [--name NAME]
     edgeagent model quantize FP32_DIR --out DIR [--frames N] [--seed N]
     edgeagent model confidence CHECKPOINT --out FILE [--per-family N] [--seed N] [--head plan|slot]
+    edgeagent model average CHECKPOINT CHECKPOINT... --out FILE [--weights W,W,...]
     edgeagent model check FILE_OR_DIR [--fp32 DIR] [--json OUT] [--tensorrt 8.5|8.6]
     edgeagent model info [DIR]
 """
@@ -61,6 +62,15 @@ def add_parser(sub) -> None:
     f.add_argument("--head", default="plan", help="what the head reads: plan (every slot, default) or slot (the first)")
     f.set_defaults(func=run_confidence)
 
+    a = msub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)",
+                        description="Write the (weighted) mean of checkpoints fine-tuned from one model; "
+                                    "the first decides the network. See models/average.py.")
+    a.add_argument("checkpoints", nargs="+", help="checkpoint files (or training folders holding final.pt)")
+    a.add_argument("--out", required=True, help="checkpoint file to write (then: model confidence, model export)")
+    a.add_argument("--weights", default=None, metavar="W,W,...",
+                   help="one weight per checkpoint (default: all equal)")
+    a.set_defaults(func=run_average)
+
     c = msub.add_parser("check", help="TensorRT readiness of an ONNX planner, without a GPU (exit 1 on failure)")
     c.add_argument("path", help="planner.onnx or a model folder")
     c.add_argument("--fp32", default=None, help="FP32 model (file or folder) to compare outputs with")
@@ -89,6 +99,21 @@ def run_confidence(args) -> int:
         args.checkpoint, args.out, head=args.head,
         per_family=confidence.DEFAULT_PER_FAMILY if args.per_family is None else args.per_family,
         seed=confidence.ROLLOUT_SEED if args.seed is None else args.seed)
+    return 0
+
+
+def run_average(args) -> int:
+    from edgeagent.errors import ConfigError
+    from edgeagent.models.average import average_checkpoints
+
+    weights = None
+    if args.weights:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights {args.weights!r}: give numbers separated by commas, e.g. 1,1,2") from None
+    average_checkpoints(args.checkpoints, args.out, weights)
+    print(f"wrote {args.out}; refit its confidence with: edgeagent model confidence {args.out} --out FILE")
     return 0
 
 

@@ -1,0 +1,64 @@
+"""Average the weights of fine-tunes of one model (a "model soup", Wortsman et al. 2022).
+
+Fine-tunes that start from the same checkpoint stay in one basin of the loss, so the mean of their
+weights is a model too, and usually a better one than each: each fine-tune leans towards the families
+its data weighted up, and the mean keeps what they share. ``edgeagent model average A B ... --out FILE``
+writes a checkpoint like the ones ``train.py`` writes, so export, quantize and the confidence refit
+take it as they take any other.
+
+The first checkpoint decides the network (its config, vocabulary and primitive table); the others
+must plan with the same network: same vocabulary, same primitive table, and every one of the first's
+weights with the same shape. Training-only heads that only the others have are left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgeagent.errors import ModelError
+
+
+def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
+                        weights: Sequence[float] | None = None) -> dict[str, Any]:
+    """Write the weighted mean of the checkpoints ``paths`` to ``out``; returns the checkpoint written."""
+    import torch
+
+    from edgeagent.models.export import load_checkpoint
+    from edgeagent.models.train import save_atomic
+
+    if len(paths) < 2:
+        raise ModelError("averaging needs at least two checkpoints (fine-tunes of one model)")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths):
+        raise ModelError(f"{len(weights)} weights for {len(paths)} checkpoints; give one weight per checkpoint")
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ModelError(f"weights must be >= 0 with a positive sum, got {weights}")
+    cks = [load_checkpoint(p) for p in paths]
+    first = cks[0]
+    for path, ck in zip(paths[1:], cks[1:]):
+        for key in ("vocab", "primitives"):
+            if ck[key] != first[key]:
+                raise ModelError(f"{path}: its {key} differs from {paths[0]}'s; only fine-tunes of one model "
+                                 "(edgeagent model train --init) can be averaged")
+        for name, tensor in first["model"].items():
+            other = ck["model"].get(name)
+            if other is None or other.shape != tensor.shape:
+                got = "missing" if other is None else f"shape {tuple(other.shape)}"
+                raise ModelError(f"{path}: weight {name!r} is {got}, {paths[0]} has shape {tuple(tensor.shape)}; "
+                                 "only checkpoints of the same network can be averaged")
+    total = sum(weights)
+    state = {}
+    for name, tensor in first["model"].items():
+        if torch.is_floating_point(tensor):
+            mean = sum(w * ck["model"][name].double() for w, ck in zip(weights, cks)) / total
+            state[name] = mean.to(tensor.dtype)
+        else:
+            state[name] = tensor
+    training = dict(first.get("training", {}))
+    training["averaged"] = [{"checkpoint": str(p), "weight": w} for p, w in zip(paths, weights)]
+    # The averaged network's confidence has not been calibrated: the refit (models/confidence.py)
+    # or `edgeagent eval --calibrate` picks its threshold.
+    ck = {**first, "model": state, "training": training}
+    save_atomic(ck, Path(out))
+    return ck
