@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -83,6 +84,18 @@ def run_figure(name: str, ctx: Context) -> dict[str, Any]:
         record.update(title=what, error=f"{type(exc).__name__}: {exc}")
     record["wall_s"] = round(time.perf_counter() - t, 1)
     return record
+
+
+def repo_relative(obj: Any) -> Any:
+    """``obj`` with this checkout's absolute path dropped from every string (``models/shipped/int8``, not
+    ``/home/me/edgeagent/models/shipped/int8``), so the records read the same on any machine."""
+    if isinstance(obj, str):
+        return obj.replace(f"{ROOT}{os.sep}", "")
+    if isinstance(obj, dict):
+        return {k: repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [repo_relative(v) for v in obj]
+    return obj
 
 
 def _str(p: Path | None) -> str | None:
@@ -178,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(names)}] {name}: {FIGURES[name][2]} ...", file=sys.stderr, flush=True)
             sub = Path(scratch) / name
             sub.mkdir()
-            record = run_figure(name, replace(ctx, scratch=sub))
+            record = repo_relative(run_figure(name, replace(ctx, scratch=sub)))
             write_json_atomic(out / f"{name}.json", record)
             for row in record.get("rows", []):
                 spread = f" (min {_num(row['min'])}, max {_num(row['max'])})" if row["min"] is not None else ""

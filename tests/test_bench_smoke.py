@@ -26,6 +26,9 @@ def test_quick_run_of_a_cheap_figure_writes_json_and_the_markdown_table(tmp_path
     for key in ("cpu", "cores", "platform", "python", "numpy", "onnxruntime", "torch", "transformers", "pyzmq"):
         assert key in record["machine"], key
     assert record["rows"], record
+    # The record names the shipped model by its path in the repository, not this checkout's location.
+    assert record["model"]["int8"] == "models/shipped/int8"
+    assert str(ROOT) not in json.dumps(record)
     for row in record["rows"]:
         assert row["unit"]
         assert row["min"] <= row["median"] <= row["max"]
