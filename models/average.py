@@ -55,10 +55,19 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
             state[name] = mean.to(tensor.dtype)
         else:
             state[name] = tensor
-    training = dict(first.get("training", {}))
-    training["averaged"] = [{"checkpoint": str(p), "weight": w} for p, w in zip(paths, weights)]
+    command = "edgeagent model average " + " ".join(str(p) for p in paths) + f" --out {out}"
+    if len(set(weights)) > 1:
+        command += " --weights " + ",".join(f"{w:g}" for w in weights)
+    training = {"command": command, "averaged": [_source(p, w, ck.get("training", {}))
+                                                 for p, w, ck in zip(paths, weights, cks)]}
     # The averaged network's confidence has not been calibrated: the refit (models/confidence.py)
     # or `edgeagent eval --calibrate` picks its threshold.
     ck = {**first, "model": state, "training": training}
     save_atomic(ck, Path(out))
     return ck
+
+
+def _source(path: str | Path, weight: float, training: dict[str, Any]) -> dict[str, Any]:
+    """What the averaged checkpoint records of one ingredient: how it was made (nested for averages)."""
+    keep = ("command", "wall_time_s", "data", "seed", "steps", "lr", "averaged")
+    return {"checkpoint": str(path), "weight": weight, **{k: training[k] for k in keep if k in training}}

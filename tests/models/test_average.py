@@ -34,7 +34,10 @@ def test_the_average_is_the_weighted_mean_and_plans(two, tmp_path):
     for name, t in mean["model"].items():
         if torch.is_floating_point(t):
             torch.testing.assert_close(t, 0.75 * wa["model"][name] + 0.25 * wb["model"][name])
-    assert [s["weight"] for s in mean["training"]["averaged"]] == [3.0, 1.0]
+    sources = mean["training"]["averaged"]
+    assert [s["weight"] for s in sources] == [3.0, 1.0] and sources[1]["checkpoint"] == str(b)
+    assert sources[0]["command"] == wa["training"]["command"]  # how each ingredient was made
+    assert mean["training"]["command"] == f"edgeagent model average {a} {b} --out {out} --weights 3,1"
     assert mean["vocab"] == wa["vocab"] and mean["config"] == wa["config"]
     # It is a checkpoint like any other: the network builds and exports.
     net = build_net(mean)
