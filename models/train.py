@@ -331,9 +331,11 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
                           f"data in {data_dir} has {_names(primitives)}; regenerate the data or start afresh")
     # The rank and bowl heads are trained when the data has their labels (data made before has none).
     ranks = ds.RANKS if "patch_ranks" in data else 0
+    # A fine-tune keeps the init's confidence head (a refit one reads every slot: models/confidence.py).
     cfg = NetConfig(vocab_size=len(vocab), P=1 + len(primitives), S=S, G=G, T=T, K=K, A=meta["A"],
                     width=width, heads=heads, layers=layers, cycles=cycles, ranks=ranks,
-                    quadrants=ds.QUADRANTS if ranks and "patch_bowls" in data else 0)
+                    quadrants=ds.QUADRANTS if ranks and "patch_bowls" in data else 0,
+                    confidence=sizes.confidence if start is not None else "slot")
     net = PlannerNet(cfg)
     if start is not None:
         # A model trained without the rank or bowl heads gets fresh ones; every other weight must match.

@@ -104,6 +104,19 @@ def test_init_fine_tunes_a_trained_model_keeping_its_sizes_and_vocabulary(tmp_pa
     assert ck["training"]["init"]["from"] == str(base)
 
 
+def test_init_keeps_a_refit_plan_confidence_head(tmp_path, data_dir):
+    # The shipped model's confidence was refit with the head that reads every slot; fine-tuning it
+    # must train that head, not fail on its shape.
+    base = torch.load(train(tmp_path / "base", data_dir=data_dir, steps=1, seed=1, **TINY), weights_only=True)
+    cfg = NetConfig.from_dict({**base["config"], "confidence": "plan"})
+    state = {**PlannerNet(cfg).state_dict(), **{k: v for k, v in base["model"].items() if not k.startswith("heads.conf")}}
+    torch.save({**base, "config": cfg.to_dict(), "model": state}, tmp_path / "plan.pt")
+    tuned = torch.load(train(tmp_path / "tuned", data_dir=data_dir, steps=2, seed=2, init=tmp_path / "plan.pt", **TINY),
+                       weights_only=True)
+    assert tuned["config"]["confidence"] == "plan"
+    assert tuned["model"]["heads.conf.0.weight"].shape == state["heads.conf.0.weight"].shape
+
+
 def test_init_errors_name_the_file_and_what_to_give(tmp_path, data_dir):
     with pytest.raises(ConfigError, match="no such file.*final.pt"):
         train(tmp_path / "x", data_dir=data_dir, steps=1, init=tmp_path / "missing.pt", **TINY)
