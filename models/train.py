@@ -346,9 +346,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         if bad:
             raise ConfigError(f"--init {init}: its weights do not fit the network ({', '.join(bad[:4])}...)")
         before = start.get("training", {})
-        _log(f"fine-tuning {init} (" + (f"{before['steps']} steps before" if "steps" in before else
-                                        f"an average of {len(before['averaged'])} checkpoints" if "averaged" in before
-                                        else "no training summary") + ")")
+        if "averaged" in before:
+            _log(f"fine-tuning {init} (an average of {len(before['averaged'])} checkpoints)")
+        else:
+            _log(f"fine-tuning {init} ({before.get('steps', '?')} steps before)")
     val_mask = _validation_mask(data["scenario"], data["family"], val_fraction)
     train_rows, val_rows = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     batches = Batches(data, tok, train_rows, batch, seed)

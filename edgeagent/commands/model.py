@@ -117,12 +117,17 @@ def run_average(args) -> int:
     return 0
 
 
-def run_export(args) -> int:
+def _check_threshold(args) -> None:
     from edgeagent.errors import ConfigError
-    from edgeagent.models.export import export_onnx
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+
+
+def run_export(args) -> int:
+    from edgeagent.models.export import export_onnx
+
+    _check_threshold(args)
     path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name,
                        confidence_threshold=args.threshold)
     print(f"wrote {path} and {path.parent / 'manifest.json'}")
@@ -130,11 +135,9 @@ def run_export(args) -> int:
 
 
 def run_quantize(args) -> int:
-    from edgeagent.errors import ConfigError
     from edgeagent.models.quantize import DEFAULT_FRAMES, KEEP_FLOAT, quantize
 
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    _check_threshold(args)
     path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
                     keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT,
                     confidence_threshold=args.threshold)
