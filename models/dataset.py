@@ -19,6 +19,13 @@ Perturbed states teach recovery: grasps fail with some probability, a block is n
 to a random spot mid-plan or the held block slips out of the gripper, and every episode ends with
 the goal holding (label END at slot 0).
 
+On-policy states (DAgger, Ross et al., 2011): with a ``policy`` (an exported model folder), a share
+of the episodes is driven by that model instead of the expert: the model's first call is executed
+(the expert's when the model reports done early or proposes a call the registry refuses), while every
+state it reaches is still labelled with the expert's plan. Expert-only episodes never show the states
+a planner's own mistakes lead to (a line block set on another block, a block a few centimetres off
+its slot, "done" reported too early); these do, each with the expert's way out.
+
 Scenario seeds: training uses ``generate(families, count, seed)`` with ``seed < EVAL_SEED_MIN``;
 seeds from ``EVAL_SEED_MIN`` up are reserved for held-out evaluation and refused here.
 
@@ -58,6 +65,8 @@ SLIP_P = 0.06
 #: off the image (the least-travel layout depends on which blocks happen to be aligned; see
 #: ``edgeagent.sim.expert.expert_calls``).
 LINE_STYLE = "canonical"
+#: Share of episodes the policy drives when data is generated with one (``generate_dataset(policy=...)``).
+POLICY_SHARE = 0.5
 #: Scenarios per work unit handed to a worker process.
 CHUNK = 16
 #: Samples per shard file.
@@ -320,8 +329,13 @@ def _slip(world, rng: np.random.Generator) -> bool:
     return True
 
 
-def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_steps: int = 4) -> int:
-    """Run the expert closed loop on scenario dict ``item``, recording every state; returns samples."""
+def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_steps: int = 4,
+                planner=None, policy_share: float = 0.0) -> int:
+    """Run scenario dict ``item`` closed loop, recording every state with the expert's plan; returns samples.
+
+    The expert acts, unless ``planner`` (a ``ModelPlanner``) is given and this episode is one of the
+    ``policy_share`` it drives (see the module docstring).
+    """
     from edgeagent.primitives import registry as reg
     from edgeagent.sim.expert import expert_calls
     from edgeagent.sim.render import RenderStyle, default_camera, render
@@ -336,6 +350,8 @@ def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_step
         style, camera = None, default_camera(RENDER_W, RENDER_H)
     else:
         style, camera = RenderStyle.random(rng), jittered_camera(rng)
+    # Drawn only with a policy, so expert-only datasets stay as they were.
+    driven = planner is not None and rng.random() < policy_share
     family = sc.family or "-"
     n = 0
     for step in range(sc.max_steps + extra_steps):
@@ -348,31 +364,65 @@ def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_step
         # Perturb before executing now and then; the next state (re-planned) shows the recovery.
         if rng.random() < KNOCK_P and _knock(world, reg, rng):
             continue
-        call = reg.validate(calls[0], holding=world.held and f"{world.held} block", check_state=True)
+        holding = world.held and f"{world.held} block"
+        call = (_policy_call(planner, frame, camera, holding, sc.instruction, reg) if driven else None) or calls[0]
+        call = reg.validate(call, holding=holding, check_state=True)
         reg.get(call.primitive).fn(world, **call.args)
         if rng.random() < SLIP_P:
             _slip(world, rng)
     return n
 
 
+def _policy_call(planner, frame, camera, holding, instruction: str, reg):
+    """The model's first call for this frame, or None when it reports done or the registry refuses it."""
+    from edgeagent.errors import CallError
+    from edgeagent.types import Observation
+
+    plan = planner.plan(Observation(frame, camera, holding), instruction)
+    if plan.done or not plan.calls:
+        return None
+    try:
+        return reg.validate(plan.calls[0], holding=holding, check_state=True)
+    except CallError:
+        return None
+
+
+_PLANNERS: dict[str, Any] = {}
+
+
+def policy_planner(policy: str | Path):
+    """The model that drives on-policy episodes, loaded once per process (workers load their own)."""
+    key = str(policy)
+    if key not in _PLANNERS:
+        from edgeagent.models.runtime import ModelPlanner
+
+        _PLANNERS[key] = ModelPlanner(policy)
+    return _PLANNERS[key]
+
+
 def _work(job: tuple) -> dict[str, np.ndarray]:
-    items, start, seed, S, G, K, A, prims = job
+    items, start, seed, S, G, K, A, prims, policy, policy_share = job
     cv2.setNumThreads(1)
     rec = _Recorder(S, G, K, A, prims)
+    planner = policy_planner(policy) if policy is not None else None
     for i, item in enumerate(items):
-        run_episode(item, start + i, seed, rec)
+        run_episode(item, start + i, seed, rec, planner=planner, policy_share=policy_share)
     return rec.arrays()
 
 
 # -- the dataset --------------------------------------------------------------------------------------
 def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, scenarios: int = 4000,
                      seed: int = 0, S: int = 96, G: int = 12, K: int = 4, A: int = 2, workers: int = 2,
-                     weights: dict[str, float] | None = None, progress: bool = True) -> dict[str, Any]:
+                     weights: dict[str, float] | None = None, progress: bool = True,
+                     policy: str | Path | None = None, policy_share: float = POLICY_SHARE) -> dict[str, Any]:
     """Generate ``scenarios`` scenarios (spread over ``families``) into shards; returns meta.
 
     ``weights`` (family -> relative weight, default 1) gives some families more scenarios than others,
     e.g. the ones a model still gets wrong. Deterministic for given arguments, whatever the number of
     workers.
+
+    ``policy`` (an exported model folder; FP32 is best, it is what the INT8 file approximates) drives
+    ``policy_share`` of the episodes, the expert labelling every state (see the module docstring).
     """
     from edgeagent.errors import ConfigError
     from edgeagent.sim.families import FAMILIES, generate
@@ -401,7 +451,21 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     for old in out.glob("shard-*.npz"):
         old.unlink()
     (out / "meta.json").unlink(missing_ok=True)
-    jobs = [(items[i:i + CHUNK], i, seed, S, G, K, A, prims) for i in range(0, len(items), CHUNK)]
+    policy_info = None
+    if policy is not None:
+        from edgeagent.models.manifest import load_manifest, verify
+        from edgeagent.primitives import registry as standard
+
+        if not 0 < policy_share <= 1:
+            raise ConfigError(f"policy share {policy_share} must be in (0, 1]")
+        # Checked here, loaded in each worker (an onnxruntime session does not survive a fork).
+        manifest, onnx_path = load_manifest(policy)
+        verify(manifest, onnx_path, standard)
+        policy = str(policy)
+        policy_info = {"model": policy, "model_id": manifest.model_id, "sha256": manifest.sha256,
+                       "share": policy_share}
+    jobs = [(items[i:i + CHUNK], i, seed, S, G, K, A, prims, policy, policy_share)
+            for i in range(0, len(items), CHUNK)]
     t0 = t_print = time.time()
     pending: list[dict[str, np.ndarray]] = []
     shards, samples, done = [], 0, 0
@@ -438,7 +502,10 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
             "description": (f"{samples} closed-loop expert states from {len(items)} scenarios "
                             f"({_spread(names, counts)}, generate seed {seed}); lines in the {LINE_STYLE} layout; "
                             f"randomized render styles and camera jitter, failed grasps, knocked and "
-                            f"slipped blocks"),
+                            f"slipped blocks"
+                            + (f"; {policy_share:.0%} of the episodes driven by {policy_info['model_id']} "
+                               f"(on-policy states, expert labels)" if policy_info else "")),
+            "policy": policy_info,
             "generation_s": round(time.time() - t0, 1)}
     write_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta
@@ -497,10 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--S", type=int, default=96)
     p.add_argument("--G", type=int, default=12)
     p.add_argument("--K", type=int, default=4)
+    p.add_argument("--policy", default=None, metavar="MODEL_DIR",
+                   help="an exported model that drives --policy-share of the episodes (the expert labels them)")
+    p.add_argument("--policy-share", type=float, default=POLICY_SHARE, metavar="P")
     args = p.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     meta = generate_dataset(args.out, families=families, scenarios=args.scenarios, seed=args.seed, S=args.S,
-                            G=args.G, K=args.K, workers=args.workers)
+                            G=args.G, K=args.K, workers=args.workers, policy=args.policy,
+                            policy_share=args.policy_share)
     print(meta["description"])
     return 0
 

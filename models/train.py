@@ -279,7 +279,8 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
-          ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None) -> Path:
+          ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
+          policy: str | Path | None = None, policy_share: float = 0.5) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -294,6 +295,9 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``ema_decay`` > 0 keeps an exponential moving average of the weights (warmed up over the first
     steps); validation and ``final.pt`` use the averaged weights, which are smoother than the last
     step's. 0 turns it off.
+
+    ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` of the
+    generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
 
     ``confidence_per_family`` > 0 ends the run by refitting the confidence head on that many closed-loop
     rollouts per family (``confidence.refit_confidence``); the command line does so by default.
@@ -311,11 +315,14 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     if start is not None:
         sizes = NetConfig.from_dict(start["config"])
         S, G, T, K, width, layers, heads = sizes.S, sizes.G, sizes.T, sizes.K, sizes.width, sizes.layers, sizes.heads
+    if policy is not None and data_dir is not None:
+        raise ConfigError(f"--policy {policy} drives episodes while data is generated; it cannot be combined with "
+                          f"--data {data_dir} (drop one)")
     if data_dir is None:
         data_dir = out / "data"
         if not ds.is_complete(data_dir):
             ds.generate_dataset(data_dir, families=families, scenarios=scenarios, seed=seed, S=S, G=G, K=K,
-                                workers=workers, weights=family_weights)
+                                workers=workers, weights=family_weights, policy=policy, policy_share=policy_share)
     data = ds.load_dataset(data_dir)
     meta = data["meta"]
     if (meta["S"], meta["G"], meta["K"]) != (S, G, K):
@@ -553,6 +560,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         + ",".join(f"{f}={w:g}" for f, w in DEFAULT_FAMILY_WEIGHTS.items()) + ", others 1)")
     p.add_argument("--init", default=None, metavar="FINAL_PT",
                    help="fine-tune this trained model (a final.pt) instead of starting from random weights")
+    p.add_argument("--policy", default=None, metavar="MODEL_DIR",
+                   help="an exported model (e.g. of --init) that drives --policy-share of the generated episodes, "
+                        "the expert labelling the states it reaches, so the data shows the model's own mistakes")
+    p.add_argument("--policy-share", type=float, default=0.5, metavar="P",
+                   help="share of episodes --policy drives (default 0.5)")
     p.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS,
                    help=f"scenarios to generate data from (default {DEFAULT_SCENARIOS}, about 5 states each)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS})")
@@ -613,7 +625,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
           cycles=args.cycles, minutes=args.minutes, families=families, scenarios=args.scenarios,
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=not args.fp32,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
-          confidence_per_family=args.confidence_per_family,
+          confidence_per_family=args.confidence_per_family, policy=args.policy, policy_share=args.policy_share,
           command=command)
     return 0
 
