@@ -365,8 +365,9 @@ def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_step
         if rng.random() < KNOCK_P and _knock(world, reg, rng):
             continue
         holding = world.held and f"{world.held} block"
-        call = (_policy_call(planner, frame, camera, holding, sc.instruction, reg) if driven else None) or calls[0]
-        call = reg.validate(call, holding=holding, check_state=True)
+        call = _policy_call(planner, frame, camera, holding, sc.instruction, reg) if driven else None
+        if call is None:
+            call = reg.validate(calls[0], holding=holding, check_state=True)
         reg.get(call.primitive).fn(world, **call.args)
         if rng.random() < SLIP_P:
             _slip(world, rng)
@@ -374,7 +375,7 @@ def run_episode(item: dict, index: int, seed: int, rec: _Recorder, *, extra_step
 
 
 def _policy_call(planner, frame, camera, holding, instruction: str, reg):
-    """The model's first call for this frame, or None when it reports done or the registry refuses it."""
+    """The model's first call for this frame, validated; None when it reports done or the registry refuses it."""
     from edgeagent.errors import CallError
     from edgeagent.types import Observation
 
@@ -414,7 +415,7 @@ def _work(job: tuple) -> dict[str, np.ndarray]:
 def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, scenarios: int = 4000,
                      seed: int = 0, S: int = 96, G: int = 12, K: int = 4, A: int = 2, workers: int = 2,
                      weights: dict[str, float] | None = None, progress: bool = True,
-                     policy: str | Path | None = None, policy_share: float = POLICY_SHARE) -> dict[str, Any]:
+                     policy: str | Path | None = None, policy_share: float | None = None) -> dict[str, Any]:
     """Generate ``scenarios`` scenarios (spread over ``families``) into shards; returns meta.
 
     ``weights`` (family -> relative weight, default 1) gives some families more scenarios than others,
@@ -422,7 +423,8 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     workers.
 
     ``policy`` (an exported model folder; FP32 is best, it is what the INT8 file approximates) drives
-    ``policy_share`` of the episodes, the expert labelling every state (see the module docstring).
+    ``policy_share`` of the episodes (default ``POLICY_SHARE``), the expert labelling every state (see
+    the module docstring).
     """
     from edgeagent.errors import ConfigError
     from edgeagent.sim.families import FAMILIES, generate
@@ -446,24 +448,28 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     prims = primitive_table()
     if max(len(p["args"]) for p in prims) > A:
         raise ConfigError(f"a primitive takes more than A={A} point arguments; raise A")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("shard-*.npz"):
-        old.unlink()
-    (out / "meta.json").unlink(missing_ok=True)
     policy_info = None
     if policy is not None:
         from edgeagent.models.manifest import load_manifest, verify
         from edgeagent.primitives import registry as standard
 
+        policy_share = POLICY_SHARE if policy_share is None else policy_share
         if not 0 < policy_share <= 1:
             raise ConfigError(f"policy share {policy_share} must be in (0, 1]")
-        # Checked here, loaded in each worker (an onnxruntime session does not survive a fork).
+        # Checked here, before anything in out_dir is replaced; loaded in each worker (an onnxruntime
+        # session does not survive a fork).
         manifest, onnx_path = load_manifest(policy)
         verify(manifest, onnx_path, standard)
         policy = str(policy)
         policy_info = {"model": policy, "model_id": manifest.model_id, "sha256": manifest.sha256,
                        "share": policy_share}
+    elif policy_share is not None:
+        raise ConfigError(f"a policy share ({policy_share}) needs a policy (a model folder) to drive the episodes")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("shard-*.npz"):
+        old.unlink()
+    (out / "meta.json").unlink(missing_ok=True)
     jobs = [(items[i:i + CHUNK], i, seed, S, G, K, A, prims, policy, policy_share)
             for i in range(0, len(items), CHUNK)]
     t0 = t_print = time.time()
@@ -566,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--K", type=int, default=4)
     p.add_argument("--policy", default=None, metavar="MODEL_DIR",
                    help="an exported model that drives --policy-share of the episodes (the expert labels them)")
-    p.add_argument("--policy-share", type=float, default=POLICY_SHARE, metavar="P")
+    p.add_argument("--policy-share", type=float, default=None, metavar="P",
+                   help=f"share of episodes --policy drives (default {POLICY_SHARE})")
     args = p.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     meta = generate_dataset(args.out, families=families, scenarios=args.scenarios, seed=args.seed, S=args.S,

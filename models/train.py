@@ -280,7 +280,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
-          policy: str | Path | None = None, policy_share: float = 0.5) -> Path:
+          policy: str | Path | None = None, policy_share: float | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -296,8 +296,8 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     steps); validation and ``final.pt`` use the averaged weights, which are smoother than the last
     step's. 0 turns it off.
 
-    ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` of the
-    generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
+    ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` (default
+    ``dataset.POLICY_SHARE``) of the generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
 
     ``confidence_per_family`` > 0 ends the run by refitting the confidence head on that many closed-loop
     rollouts per family (``confidence.refit_confidence``); the command line does so by default.
@@ -315,8 +315,8 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     if start is not None:
         sizes = NetConfig.from_dict(start["config"])
         S, G, T, K, width, layers, heads = sizes.S, sizes.G, sizes.T, sizes.K, sizes.width, sizes.layers, sizes.heads
-    if policy is not None and data_dir is not None:
-        raise ConfigError(f"--policy {policy} drives episodes while data is generated; it cannot be combined with "
+    if (policy is not None or policy_share is not None) and data_dir is not None:
+        raise ConfigError(f"--policy drives episodes while data is generated; it cannot be combined with "
                           f"--data {data_dir} (drop one)")
     if data_dir is None:
         data_dir = out / "data"
@@ -563,8 +563,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--policy", default=None, metavar="MODEL_DIR",
                    help="an exported model (e.g. of --init) that drives --policy-share of the generated episodes, "
                         "the expert labelling the states it reaches, so the data shows the model's own mistakes")
-    p.add_argument("--policy-share", type=float, default=0.5, metavar="P",
-                   help="share of episodes --policy drives (default 0.5)")
+    p.add_argument("--policy-share", type=float, default=None, metavar="P",
+                   help="share of episodes --policy drives (default: half)")
     p.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS,
                    help=f"scenarios to generate data from (default {DEFAULT_SCENARIOS}, about 5 states each)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS})")

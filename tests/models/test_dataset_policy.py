@@ -91,12 +91,18 @@ def test_generation_with_the_shipped_model_records_the_policy(tmp_path):
     assert data["prims"].shape[0] == meta["samples"] > 2
 
 
-def test_a_missing_policy_or_a_bad_share_is_refused(tmp_path):
+def test_a_missing_policy_or_a_bad_share_is_refused_before_existing_data_is_touched(tmp_path):
+    old = tmp_path / "d" / "meta.json"
+    old.parent.mkdir()
+    old.write_text("{}")
     with pytest.raises(ModelError, match=str(tmp_path / "nope")):
         ds.generate_dataset(tmp_path / "d", scenarios=1, workers=1, progress=False, policy=tmp_path / "nope")
     with pytest.raises(ConfigError, match="policy share 1.5"):
         ds.generate_dataset(tmp_path / "d", scenarios=1, workers=1, progress=False,
                             policy=default_model_dir("fp32"), policy_share=1.5)
+    with pytest.raises(ConfigError, match="needs a policy"):
+        ds.generate_dataset(tmp_path / "d", scenarios=1, workers=1, progress=False, policy_share=0.5)
+    assert old.read_text() == "{}"
 
 
 def test_train_refuses_a_policy_with_existing_data(tmp_path):
