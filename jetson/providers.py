@@ -168,6 +168,31 @@ def _ort():
     return onnxruntime
 
 
+def session_options(ort: Any = None):
+    """``onnxruntime.SessionOptions`` for every session of a planner model.
+
+    Where onnxruntime's fused INT8 CPU kernels saturate (x86 without VNNI, ``cpu.int8_kernels_saturate``)
+    its Q/DQ fusion is turned off: an INT8 model then computes what its graph says (weights dequantized,
+    float arithmetic; measured no slower there) instead of wrong sums. FP32 models have no Q/DQ nodes
+    and are unaffected; TensorRT and CUDA take the Q/DQ graph themselves.
+    """
+    from edgeagent.cpu import int8_kernels_saturate
+
+    global _SAID_UNFUSED
+    ort = ort or _ort()
+    opts = ort.SessionOptions()
+    if int8_kernels_saturate():
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
+        if not _SAID_UNFUSED:
+            _SAID_UNFUSED = True
+            log.info("this x86 CPU has no VNNI, where onnxruntime's fused INT8 kernels saturate: "
+                     "INT8 models run with Q/DQ fusion off")
+    return opts
+
+
+_SAID_UNFUSED = False
+
+
 def create_session(model_path: str | Path, cfg: ProviderConfig | None = None, *,
                    environ: Mapping[str, str] | None = None, available: list[str] | None = None) -> tuple[Any, str]:
     """An ``onnxruntime.InferenceSession`` for ``model_path`` and the provider that actually runs it.
@@ -190,7 +215,7 @@ def create_session(model_path: str | Path, cfg: ProviderConfig | None = None, *,
     for start in range(len(providers)):
         attempt = providers[start:]
         try:
-            session = ort.InferenceSession(str(model_path), providers=attempt)
+            session = ort.InferenceSession(str(model_path), session_options(ort), providers=attempt)
             break
         except Exception as exc:  # onnxruntime raises several unrelated pybind exception types
             errors.append((attempt[0][0], exc))

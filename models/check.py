@@ -343,7 +343,9 @@ def _manifest_matches(man, path: Path, graph) -> tuple[bool, str]:
 def _session(path: Path):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
+    from edgeagent.jetson.providers import session_options
+
+    opts = session_options(ort)
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

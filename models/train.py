@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeagent.cpu import cpu_name, native_bf16
 from edgeagent.files import write_json_atomic, write_with_atomic
 from edgeagent.models.tokenizer import UNK, Tokenizer, build_vocab
 
@@ -277,7 +278,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           lr: float = 2e-3, seed: int = 0, cycles: int = 2, minutes: float | None = None,
           families: list[str] | None = None, scenarios: int = DEFAULT_SCENARIOS, width: int = 128, layers: int = 2,
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
-          val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool = True,
+          val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool | None = None,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
           policy: str | Path | None = None, policy_share: float | None = None) -> Path:
@@ -295,6 +296,9 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``ema_decay`` > 0 keeps an exponential moving average of the weights (warmed up over the first
     steps); validation and ``final.pt`` use the averaged weights, which are smoother than the last
     step's. 0 turns it off.
+
+    ``bf16`` trains under bfloat16 autocast; None (the default) does so only where the CPU has it in
+    hardware (``native_bf16``), float32 elsewhere.
 
     ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` (default
     ``dataset.POLICY_SHARE``) of the generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
@@ -330,6 +334,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
                           f"training asks for S={S}, G={G}, K={K}; regenerate the data or match the sizes")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    if bf16 is None:
+        bf16 = native_bf16()
+        _log("bfloat16 autocast (this CPU has bfloat16 in hardware)" if bf16 else
+             "float32 (this CPU has no AVX512-BF16 or AMX, where bfloat16 would be emulated and ~18x slower)")
     vocab = build_vocab(data["texts"], min_count=2) if start is None else list(start["vocab"])
     tok = Tokenizer(vocab, T)
     primitives = meta["primitives"]
@@ -470,6 +478,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         "samples": int(len(train_rows)), "val_samples": int(len(val_rows)), "seed": seed,
         "steps": step, "steps_planned": steps, "stopped_early_by_time_budget": stopped_early,
         "batch": batch, "lr": lr, "cycles": cycles, "ema_decay": ema_decay, "parameters": count_params(net),
+        "precision": "bfloat16" if bf16 else "float32", "cpu": cpu_name(), "threads": threads,
         "init": None if start is None else {"from": str(init), "training": start.get("training", {})},
         "val_first_call": figures, "confidence_threshold": threshold,
         "final_loss": round(smooth.get("loss", float("nan")), 4),
@@ -585,7 +594,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--confidence-per-family", type=int, default=DEFAULT_CONFIDENCE_PER_FAMILY, metavar="N",
                    help="finally refit the confidence on N closed-loop rollouts per task family (default "
                         f"{DEFAULT_CONFIDENCE_PER_FAMILY}, about 3 minutes; 0: keep the confidence trained on first calls)")
-    p.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp32", dest="bf16", action="store_false", default=None,
+                           help="train in float32 (default: bfloat16 autocast where the CPU has it in hardware, "
+                                "AVX512-BF16 or AMX, else float32)")
+    precision.add_argument("--bf16", dest="bf16", action="store_true", default=None,
+                           help="train under bfloat16 autocast even where the CPU emulates it")
     return p
 
 
@@ -623,7 +637,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     command = "edgeagent model train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     train(args.out, data_dir=args.data, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
           cycles=args.cycles, minutes=args.minutes, families=families, scenarios=args.scenarios,
-          width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=not args.fp32,
+          width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=args.bf16,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
           confidence_per_family=args.confidence_per_family, policy=args.policy, policy_share=args.policy_share,
           command=command)

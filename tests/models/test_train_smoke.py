@@ -191,3 +191,18 @@ def test_final_holds_the_moving_average_of_the_weights(tmp_path, data_dir):
     last_off = torch.load(tmp_path / "off" / "last.pt", weights_only=True)
     for k, t in torch.load(off, weights_only=True)["model"].items():
         torch.testing.assert_close(t, last_off["model"][k], rtol=0, atol=0)
+
+
+def test_precision_flags_parse_and_exclude_each_other():
+    parser = train_mod.build_parser()
+    assert parser.parse_args(["--out", "x"]).bf16 is None
+    assert parser.parse_args(["--out", "x", "--fp32"]).bf16 is False
+    assert parser.parse_args(["--out", "x", "--bf16"]).bf16 is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--out", "x", "--fp32", "--bf16"])
+
+
+def test_summary_records_precision_and_cpu(tmp_path, data_dir):
+    train(tmp_path / "run", data_dir=data_dir, steps=2, seed=1, bf16=False, **TINY)
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["precision"] == "float32" and summary["cpu"]
