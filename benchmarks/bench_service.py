@@ -36,16 +36,9 @@ BUDGETS = {"plan_overhead_ms": 2.0, "router_decision_us": 50.0, "start_to_first_
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     from importlib import metadata
 
+    from edgeagent.cpu import cpu_name, int8_kernels_saturate, native_bf16
     from edgeagent.service import versions
 
     extra = {}
@@ -54,7 +47,10 @@ def machine() -> dict:
             extra[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             extra[name] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), **versions(), **extra}
+    # INT8 figures depend on VNNI (without it onnxruntime's Q/DQ fusion is turned off), training on bf16.
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+            "int8_qdq_fusion": not int8_kernels_saturate(), "bf16_in_hardware": native_bf16(),
+            **versions(), **extra}
 
 
 def summary(values: list[float]) -> dict:

@@ -125,7 +125,10 @@ def _budget(row: dict) -> str:
 def machine_line(m: dict) -> str:
     libs = ", ".join(f"{k} {m.get(k) or '—'}" for k in ("python", "numpy", "onnxruntime", "torch", "transformers",
                                                          "pyzmq"))
-    return f"{m['cpu']}, {m['cores']} cores, {m['platform']}; {libs}"
+    cpu = f"{m['cpu']}, {m['cores']} cores"
+    if "int8_qdq_fusion" in m:  # records from before 2026-12-02 lack it (they were all VNNI machines)
+        cpu += ", INT8 Q/DQ fused" if m["int8_qdq_fusion"] else ", no VNNI: INT8 Q/DQ unfused"
+    return f"{cpu}, {m['platform']}; {libs}"
 
 
 def results_markdown(records: list[dict]) -> str:

@@ -157,6 +157,14 @@ def run_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def _int8_note(precision: str, provider: str) -> str:
+    from edgeagent.cpu import int8_kernels_saturate
+
+    if precision == "int8" and provider == "CPUExecutionProvider" and int8_kernels_saturate():
+        return " (Q/DQ fusion off: this x86 CPU has no VNNI, where the fused INT8 kernels saturate)"
+    return ""
+
+
 def run_info(args) -> int:
     from edgeagent.models.runtime import ModelPlanner, default_model_dir
 
@@ -166,7 +174,7 @@ def run_info(args) -> int:
     lines = [
         f"model       {m.model_id} ({m.precision}), created {m.created or '?'}",
         f"file        {planner.onnx_path} ({planner.onnx_path.stat().st_size / 2**20:.2f} MB)",
-        f"provider    {planner.provider}",
+        f"provider    {planner.provider}" + _int8_note(m.precision, planner.provider),
         f"sizes       S={m.S} T={m.T} K={m.K} G={m.G} A={m.A}, {m.cycles} refinement cycle(s), "
         f"{len(m.vocab)} words",
         "primitives  " + ", ".join(f"{p.name}({', '.join(p.args)})" for p in m.primitives),
