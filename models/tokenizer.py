@@ -82,8 +82,9 @@ WORDS: dict[str, str] = {
     "load": "put", "lay": "put", "store": "put", "park": "put", "carry": "put", "stick": "put",
     "pop": "put", "send": "put", "get": "put", "leave": "put", "tuck": "put",
     "shove": "push", "nudge": "push", "grab": "pick", "grasp": "pick", "lift": "pick", "stacks": "stack",
-    "pile": "stack", "heap": "stack", "arrange": "put", "align": "line", "row": "line", "lines": "line",
-    "column": "line", "rows": "line", "columns": "line",
+    "pile": "stack", "heap": "stack", "arrange": "put", "align": "line", "lines": "line",
+    # A row runs left to right and a column top to bottom: the word carries the line's orientation.
+    "row": "horizontal line", "rows": "horizontal line", "column": "vertical line", "columns": "vertical line",
     # orientation
     "horizontally": "horizontal", "vertically": "vertical", "diagonally": "diagonal",
     "every": "all", "both": "all",

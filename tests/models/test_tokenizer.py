@@ -64,3 +64,36 @@ def test_bad_vocab_is_refused():
         Tokenizer(["red", "blue"], 8)
     with pytest.raises(ValueError, match="more than once"):
         Tokenizer(["<pad>", "<unk>", "red", "red"], 8)
+
+
+
+def _what_the_words_say(goal) -> frozenset:
+    """The words of a goal that are not objects (predicates, orientation, direction, amount, place):
+    what the instruction itself must convey, since which block "the one nearest the bowl" is, or how
+    many blocks "all" are, depends on the scene."""
+    import re
+
+    if isinstance(goal, dict):
+        return frozenset(goal).union(*(_what_the_words_say(v) for v in goal.values()))
+    if isinstance(goal, list):
+        return frozenset().union(*(_what_the_words_say(v) for v in goal))
+    return frozenset() if re.fullmatch(r"\w+ (block|bowl)", str(goal)) else frozenset([str(goal)])
+
+
+def test_normalising_never_merges_instructions_that_mean_different_things():
+    # "in a row" and "in a column" once both became "in a line": the planner could not tell a
+    # horizontal line from a vertical one. Two generated instructions that normalise alike must ask
+    # for the same thing, objects aside.
+    from collections import defaultdict
+
+    from edgeagent.sim.families import generate
+
+    meanings = defaultdict(set)
+    for item in generate(None, 1500, seed=3) + generate(["line"], 500, seed=4):
+        if item["family"] == "corner-relative":  # "the corner nearest the red block" depends on the scene
+            continue
+        meanings[(item["family"], tuple(normalize(item["instruction"])))].add(_what_the_words_say(item["goal"]))
+    merged = {k: v for k, v in meanings.items() if len(v) > 1}
+    assert not merged, next(iter(merged.items()))
+    assert normalize("line them up in a row")[-2:] == ["horizontal", "line"]
+    assert normalize("put the cubes in a column")[-2:] == ["vertical", "line"]
