@@ -83,8 +83,7 @@ WORDS: dict[str, str] = {
     "pop": "put", "send": "put", "get": "put", "leave": "put", "tuck": "put",
     "shove": "push", "nudge": "push", "grab": "pick", "grasp": "pick", "lift": "pick", "stacks": "stack",
     "pile": "stack", "heap": "stack", "arrange": "put", "align": "line", "lines": "line",
-    # A row runs left to right and a column top to bottom: the word carries the line's orientation.
-    "row": "horizontal line", "rows": "horizontal line", "column": "vertical line", "columns": "vertical line",
+    "row": "line", "rows": "line", "column": "line", "columns": "line",
     # orientation
     "horizontally": "horizontal", "vertically": "vertical", "diagonally": "diagonal",
     "every": "all", "both": "all",
@@ -95,6 +94,11 @@ WORDS: dict[str, str] = {
     "now": "", "ok": "", "okay": "", "thanks": "", "thank": "", "the": "", "an": "",
     "carefully": "", "gently": "", "quickly": "", "go": "", "ahead": "", "hi": "", "hello": "",
 }
+
+#: A row runs left to right and a column top to bottom: said alone ("line them up in a row"), the word
+#: gives the line its orientation; an explicit one ("a vertical row", "in a row, diagonal") wins.
+ORIENTING: dict[str, str] = {"row": "horizontal", "rows": "horizontal", "column": "vertical", "columns": "vertical"}
+ORIENTATIONS = ("horizontal", "vertical", "diagonal")
 
 _SPLIT = re.compile(r"[^\w]+|_+")
 
@@ -110,11 +114,17 @@ def normalize(text: object) -> list[str]:
     text = text.replace("'", "").replace("\u2019", "")
     words = [w for w in _SPLIT.split(text) if w]
     words = _apply_phrases(words)
-    out = []
+    out: list[str] = []
+    implied: list[tuple[int, str]] = []  # (position in out, orientation) of each row/column word
     for w in words:
+        if w in ORIENTING:
+            implied.append((len(out), ORIENTING[w]))
         w = WORDS.get(w, w)
         if w:
             out.extend(w.split())
+    if implied and not any(w in ORIENTATIONS for w in out):
+        i, orientation = implied[0]
+        out.insert(i, orientation)
     return out
 
 

@@ -97,3 +97,7 @@ def test_normalising_never_merges_instructions_that_mean_different_things():
     assert not merged, next(iter(merged.items()))
     assert normalize("line them up in a row")[-2:] == ["horizontal", "line"]
     assert normalize("put the cubes in a column")[-2:] == ["vertical", "line"]
+    # Said with an orientation, "row" is just a line: that orientation stands alone.
+    assert normalize("put the blocks in a row, diagonal") == ["put", "blocks", "in", "a", "line", "diagonal"]
+    assert normalize("a straight vertical row")[-2:] == ["vertical", "line"]
+    assert "horizontal" not in normalize("arrange the cubes in a vertical row")
