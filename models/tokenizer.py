@@ -47,6 +47,7 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("pick", "up"): ("pick",),
     ("put", "down"): ("put",),
     ("set", "down"): ("put",),
+    ("a", "smidge"): ("a", "little"),
 }
 
 #: Single-word normalisations: spelling variants, plurals and synonyms -> the canonical word.
@@ -87,6 +88,12 @@ WORDS: dict[str, str] = {
     # orientation
     "horizontally": "horizontal", "vertically": "vertical", "diagonally": "diagonal",
     "every": "all", "both": "all",
+    # Words the generator never uses, mapped to the ones the planner learned (for phrasings of users).
+    "object": "block", "objects": "blocks", "item": "block", "items": "blocks", "thing": "block",
+    "things": "blocks", "square": "block", "squares": "blocks", "organize": "put", "organise": "put",
+    "underneath": "bottom", "rear": "back", "farther": "further", "north": "top", "south": "bottom",
+    "east": "right", "west": "left", "slanted": "diagonal", "slanting": "diagonal", "oblique": "diagonal",
+    "angled": "diagonal", "identical": "same", "mismatched": "different", "unmatched": "different",
     # number words to digits-free tokens
     "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
     # fillers
