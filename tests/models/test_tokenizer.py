@@ -39,7 +39,7 @@ def test_synonyms_spellings_and_case_map_to_the_same_ids(tok):
     assert normalize("the grey cube onto the centre") == ["gray", "block", "on", "middle"]
     assert normalize("Blöck") == ["block"]
     assert normalize("a slanted line of the objects") == normalize("a diagonal line of the blocks")
-    assert normalize("a smidge north of the bowl") == normalize("a little above the bowl")
+    assert normalize("a smidge north of the bowl") == normalize("a bit top of the bowl")
 
 
 def test_unknown_words_pad_and_truncation(tok):
