@@ -18,6 +18,8 @@ from typing import Iterable
 
 import numpy as np
 
+from edgeagent.sim.goals import ORIENTATIONS
+
 PAD, UNK = 0, 1
 SPECIALS = ("<pad>", "<unk>")
 
@@ -105,7 +107,6 @@ WORDS: dict[str, str] = {
 #: A row runs left to right and a column top to bottom: said alone ("line them up in a row"), the word
 #: gives the line its orientation; an explicit one ("a vertical row", "in a row, diagonal") wins.
 ORIENTING: dict[str, str] = {"row": "horizontal", "rows": "horizontal", "column": "vertical", "columns": "vertical"}
-ORIENTATIONS = ("horizontal", "vertical", "diagonal")
 
 _SPLIT = re.compile(r"[^\w]+|_+")
 
@@ -122,16 +123,15 @@ def normalize(text: object) -> list[str]:
     words = [w for w in _SPLIT.split(text) if w]
     words = _apply_phrases(words)
     out: list[str] = []
-    implied: list[tuple[int, str]] = []  # (position in out, orientation) of each row/column word
+    implied = None  # (position in out, orientation) of the first row/column word
     for w in words:
-        if w in ORIENTING:
-            implied.append((len(out), ORIENTING[w]))
+        if implied is None and w in ORIENTING:
+            implied = (len(out), ORIENTING[w])
         w = WORDS.get(w, w)
         if w:
             out.extend(w.split())
     if implied and not any(w in ORIENTATIONS for w in out):
-        i, orientation = implied[0]
-        out.insert(i, orientation)
+        out.insert(*implied)
     return out
 
 
