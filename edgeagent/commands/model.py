@@ -2,7 +2,7 @@
 
     edgeagent model train --out DIR ...          (options: edgeagent model train --help)
     edgeagent model export CHECKPOINT --out DIR [--cycles N] [--name NAME]
-    edgeagent model quantize FP32_DIR --out DIR [--frames N] [--seed N]
+    edgeagent model quantize FP32_DIR --out DIR [--frames N] [--seed N] [--method minmax|percentile]
     edgeagent model confidence CHECKPOINT --out FILE [--per-family N] [--seed N] [--head plan|slot]
     edgeagent model average CHECKPOINT CHECKPOINT... --out FILE [--weights W,W,...]
     edgeagent model check FILE_OR_DIR [--fp32 DIR] [--json OUT] [--tensorrt 8.5|8.6]
@@ -43,9 +43,12 @@ def add_parser(sub) -> None:
     q.add_argument("--out", required=True, help="folder for the INT8 planner.onnx + manifest.json")
     q.add_argument("--frames", type=int, default=None, help="calibration frames (default 256)")
     q.add_argument("--seed", type=int, default=0, help="seed of the calibration scenes (default 0)")
+    q.add_argument("--method", choices=("percentile", "minmax"), default="percentile",
+                   help="activation ranges: clipped to their 99.999th percentile (percentile, default) or "
+                        "the whole range seen (minmax)")
     q.add_argument("--keep-float", action="append", default=None, metavar="FRAGMENT",
                    help="keep nodes whose name contains FRAGMENT in float (repeatable; 'last-block' means the last "
-                        "transformer layer; default: /heads/ and last-block)")
+                        "transformer layer; default: /stem/, /heads/ and last-block)")
     q.add_argument("--threshold", type=float, default=None,
                    help="confidence threshold recorded in the INT8 manifest (default: the FP32 model's; pick one "
                         "with 'edgeagent eval ... --calibrate 0.98' on the INT8 model)")
@@ -140,7 +143,7 @@ def run_quantize(args) -> int:
     _check_threshold(args)
     path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
                     keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT,
-                    confidence_threshold=args.threshold)
+                    confidence_threshold=args.threshold, method=args.method)
     print(f"wrote {path} and {path.parent / 'manifest.json'}; check it with: edgeagent model check {path.parent} "
           f"--fp32 {args.fp32_dir}")
     return 0

@@ -45,7 +45,7 @@ def test_graph_is_explicit_qdq_with_zero_points_zero(int8_dir):
     graph = onnx.load(str(int8_dir / "planner.onnx")).graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-    assert len(qdq) >= 6
+    assert len(qdq) >= 4  # the mixer's weight and input (the tiny planner's /stem/ stays float by default)
     for node in qdq:
         zp = inits[node.input[2]]
         assert zp.dtype == np.int8 and not zp.any()
@@ -114,7 +114,8 @@ def test_last_block_stands_for_the_deepest_transformer_layer(tmp_path):
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph), str(path))
     assert LAST_BLOCK in KEEP_FLOAT
-    assert _nodes_matching(path, KEEP_FLOAT) == ["/net/blocks.10/fc/MatMul_1", "/net/heads/conf/conf.0/Gemm"]
+    assert _nodes_matching(path, KEEP_FLOAT) == ["/net/blocks.10/fc/MatMul_1", "/net/heads/conf/conf.0/Gemm",
+                                                 "/net/stem/convs/Conv"]
     assert _nodes_matching(path, [LAST_BLOCK]) == ["/net/blocks.10/fc/MatMul_1"]
     assert _nodes_matching(path, ["/stem/"]) == ["/net/stem/convs/Conv"]
 
@@ -129,3 +130,32 @@ def test_command_records_the_int8_threshold_and_refuses_one_outside_0_1(fp32_dir
     assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "b"), "--threshold", "1.5"]) == 2
     assert "--threshold must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_matmuls_between_two_activations_are_found_to_stay_float(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeagent.models.quantize import _activation_matmuls
+
+    f = TensorProto.FLOAT
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["q"], name="/net/blocks.0/attn/q/MatMul"),
+             helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.ones((4, 4), np.float32))),
+             helper.make_node("MatMul", ["q", "c"], ["k"], name="/net/heads/MatMul"),
+             helper.make_node("MatMul", ["q", "k"], ["s"], name="/net/blocks.0/attn/MatMul"),
+             helper.make_node("MatMul", ["s", "x"], ["y"], name="/net/blocks.0/attn/MatMul_1")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [4, 4])],
+                              [helper.make_tensor_value_info("y", f, [4, 4])], initializer=[w])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert _activation_matmuls(path) == ["/net/blocks.0/attn/MatMul", "/net/blocks.0/attn/MatMul_1"]
+
+
+def test_both_calibration_methods_quantize_and_an_unknown_one_is_refused(fp32_dir, int8_dir, tmp_path):
+    minmax = tmp_path / "minmax"
+    quantize(fp32_dir, minmax, calibration_frames=FRAMES, seed=3, method="minmax")
+    assert "MinMax" in load_manifest(minmax)[0].training["quantization"]["method"]
+    assert "percentile" in load_manifest(int8_dir)[0].training["quantization"]["method"]
+    assert check_model(minmax, fp32_path=fp32_dir, samples=4).ok
+    with pytest.raises(ModelError, match="percentile, minmax"):
+        quantize(fp32_dir, tmp_path / "other", calibration_frames=FRAMES, method="entropy")
