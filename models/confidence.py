@@ -23,6 +23,7 @@ how peaked each primitive and point distribution is ("plan", the default here; N
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import sys
 import tempfile
@@ -119,13 +120,18 @@ def rollouts(model_dir: str | Path, exposed: str | Path, scenarios: list, *,
             "success": np.asarray(rows["success"])}
 
 
-def features_of(exposed: str | Path, image: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+def features_of(exposed: str | Path, image: np.ndarray, tokens: np.ndarray, *,
+                progress: Callable[[int, int, float], None] | None = None) -> np.ndarray:
     """The confidence head's input for each row, from another exposed model (e.g. the FP32 one)."""
     from edgeagent.jetson.providers import OrtBackend
 
     backend = OrtBackend(exposed)
-    return np.stack([backend.run({"image": image[i:i + 1], "tokens": tokens[i:i + 1]})[FEATURES][0]
-                     for i in range(len(image))]).astype(np.float32)
+    rows, t0 = [], time.perf_counter()
+    for i in range(len(image)):
+        rows.append(backend.run({"image": image[i:i + 1], "tokens": tokens[i:i + 1]})[FEATURES][0])
+        if progress is not None:
+            progress(i + 1, len(image), time.perf_counter() - t0)
+    return np.stack(rows).astype(np.float32)
 
 
 def auroc(score: np.ndarray, ok: np.ndarray) -> float:
@@ -245,7 +251,10 @@ def refit_confidence(checkpoint: str | Path, out: str | Path, *, per_family: int
         exposed = {p: expose_features(tmp / p / "planner.onnx", tmp / f"{p}-features.onnx") for p in ("fp32", "int8")}
         data = rollouts(tmp / "int8", exposed["int8"], scenarios, progress=_progress_line if progress else None)
         _log(f"the FP32 model's view of {len(data['image']):,} plan requests")
-        X = {"int8": data["features"], "fp32": features_of(exposed["fp32"], data["image"], data["tokens"])}
+        X = {"int8": data["features"], "fp32": features_of(
+            exposed["fp32"], data["image"], data["tokens"],
+            progress=functools.partial(_progress_line, label="FP32 features", unit="plan requests", every=5000)
+            if progress else None)}
     y = data["success"]
     if keep is not None:
         write_with_atomic(keep, lambda buf: np.savez_compressed(
@@ -305,11 +314,13 @@ def refit_confidence(checkpoint: str | Path, out: str | Path, *, per_family: int
     return report
 
 
-def _progress_line(done: int, total: int, elapsed: float) -> None:
+def _progress_line(done: int, total: int, elapsed: float, label: str = "rollouts", unit: str = "scenarios",
+                   every: int = 100) -> None:
+    """One progress line to stderr every ``every`` items (on a terminal: redrawn in place, more often)."""
     rate = done / max(elapsed, 1e-9)
     eta = (total - done) / max(rate, 1e-9)
-    end = "\n" if done == total or not sys.stderr.isatty() else ""
-    if sys.stderr.isatty() or done % 100 == 0 or done == total:
-        print(("\r" if sys.stderr.isatty() else "") + f"rollouts: {done}/{total} scenarios, "
-              f"{rate:.1f}/s, ETA {math.ceil(eta)}s" + ("\033[K" if sys.stderr.isatty() else ""),
-              end=end, file=sys.stderr, flush=True)
+    tty = sys.stderr.isatty()
+    if done % (max(1, every // 100) if tty else every) and done != total:
+        return
+    print(("\r" if tty else "") + f"{label}: {done}/{total} {unit}, {rate:.1f}/s, ETA {math.ceil(eta)}s"
+          + ("\033[K" if tty else ""), end="\n" if done == total or not tty else "", file=sys.stderr, flush=True)

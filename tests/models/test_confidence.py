@@ -71,3 +71,12 @@ def test_command_refuses_bad_options_and_writes_nothing(tmp_path, capsys, args, 
     assert main(["model", "confidence", str(SHIPPED_CKPT), "--out", str(out), *args]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_progress_lines_in_a_log_come_every_so_many_items_and_at_the_end(capsys):
+    from edgeagent.models.confidence import _progress_line
+
+    for i in range(1, 13):
+        _progress_line(i, 12, elapsed=i / 4, label="FP32 features", unit="plan requests", every=5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"FP32 features: {n}/12 plan requests, 4.0/s, ETA {e}s" for n, e in ((5, 2), (10, 1), (12, 0))]
