@@ -188,7 +188,9 @@ def run_info(args) -> int:
                      + (f" ({training['wall_time_s'] / 60:.1f} min)" if training.get("wall_time_s") else ""))
     if training.get("quantization"):
         q = training["quantization"]
-        lines.append(f"quantized   {q.get('frames', '?')} calibration frames, seed {q.get('seed', '?')}")
+        method = str(q.get("method", "")).rsplit(", ", 1)[-1]  # "MinMax" or "percentile 99.999"
+        lines.append(f"quantized   {q.get('frames', '?')} calibration frames, seed {q.get('seed', '?')}"
+                     + (f", {method}" if method else "") + f"; {len(q.get('kept_float', []))} nodes kept float")
     if m.eval:
         lines.append("eval        " + json.dumps(m.eval, sort_keys=True)[:400])
     print("\n".join(lines))

@@ -69,3 +69,15 @@ def test_shipped_int8_keeps_attention_in_float():
     quantized = [n.name for n in attention if any(made_by[i].op_type == "DequantizeLinear"
                                                   for i in n.input if i in made_by)]
     assert not quantized, f"attention MatMuls quantized in the shipped INT8 model: {quantized}"
+
+
+def test_model_info_describes_the_shipped_int8(capsys):
+    from edgeagent.cli import main
+
+    assert main(["model", "info", str(SHIPPED / "int8")]) == 0
+    out = capsys.readouterr().out
+    manifest, _ = load_manifest(SHIPPED / "int8")
+    assert manifest.name in out and f"confidence >= {manifest.confidence_threshold}" in out
+    quantized = next(line for line in out.splitlines() if line.startswith("quantized"))
+    assert "calibration frames" in quantized and ("percentile" in quantized or "MinMax" in quantized)
+    assert "nodes kept float" in quantized
