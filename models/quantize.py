@@ -155,10 +155,8 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                            "CalibPercentile": PERCENTILE,
                            # TensorRT's DequantizeLinear takes int8 only: keep biases float (TensorRT fuses them).
-                           "QuantizeBias": False,
-                           # Attention MatMuls (two activations) stay float; this option alone does not
-                           # keep them so in QDQ format, hence _activation_matmuls.
-                           "MatMulConstBOnly": True})
+                           # (MatMulConstBOnly is not set: QDQ format ignores it; see _activation_matmuls.)
+                           "QuantizeBias": False})
         if reader.count == 0:
             raise ModelError("calibration got no frames; pass calibration_frames >= 1 or non-empty feeds")
         _cap_ir_version(staged)
@@ -166,13 +164,14 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
         partial = out_dir / f".{ONNX_NAME}.partial"
         shutil.copyfile(staged, partial)
         os.replace(partial, target)
+    ranges = "MinMax" if method == "minmax" else f"percentile {PERCENTILE}"
     int8 = manifest.replace(
         precision="int8", sha256=file_sha256(target), created=now_iso(), eval={},
         confidence_threshold=(manifest.confidence_threshold if confidence_threshold is None
                               else float(confidence_threshold)),
         training={**manifest.training, "quantization": {
-            "method": ("onnxruntime quantize_static, QDQ, int8 symmetric, per-channel weights, "
-                       + ("MinMax" if method == "minmax" else f"percentile {PERCENTILE}")),
+            "method": f"onnxruntime quantize_static, QDQ, int8 symmetric, per-channel weights, {ranges}",
+            "ranges": ranges,
             "calibration": "simulator frames" if feeds is None else "caller-supplied frames",
             "frames": reader.count, "seed": seed, "op_types": list(op_types), "kept_float": exclude,
             "from_sha256": manifest.sha256}})

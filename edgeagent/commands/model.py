@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     q.add_argument("--out", required=True, help="folder for the INT8 planner.onnx + manifest.json")
     q.add_argument("--frames", type=int, default=None, help="calibration frames (default 256)")
     q.add_argument("--seed", type=int, default=0, help="seed of the calibration scenes (default 0)")
-    q.add_argument("--method", choices=("percentile", "minmax"), default="percentile",
+    q.add_argument("--method", default=None, metavar="percentile|minmax",
                    help="activation ranges: clipped to their 99.999th percentile (percentile, default) or "
                         "the whole range seen (minmax)")
     q.add_argument("--keep-float", action="append", default=None, metavar="FRAGMENT",
@@ -143,7 +143,7 @@ def run_quantize(args) -> int:
     _check_threshold(args)
     path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
                     keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT,
-                    confidence_threshold=args.threshold, method=args.method)
+                    confidence_threshold=args.threshold, **({"method": args.method} if args.method else {}))
     print(f"wrote {path} and {path.parent / 'manifest.json'}; check it with: edgeagent model check {path.parent} "
           f"--fp32 {args.fp32_dir}")
     return 0
@@ -188,9 +188,8 @@ def run_info(args) -> int:
                      + (f" ({training['wall_time_s'] / 60:.1f} min)" if training.get("wall_time_s") else ""))
     if training.get("quantization"):
         q = training["quantization"]
-        method = str(q.get("method", "")).rsplit(", ", 1)[-1]  # "MinMax" or "percentile 99.999"
         lines.append(f"quantized   {q.get('frames', '?')} calibration frames, seed {q.get('seed', '?')}"
-                     + (f", {method}" if method else "") + f"; {len(q.get('kept_float', []))} nodes kept float")
+                     + (f", {q['ranges']}" if q.get("ranges") else "") + f"; {len(q.get('kept_float', []))} nodes kept float")
     if m.eval:
         lines.append("eval        " + json.dumps(m.eval, sort_keys=True)[:400])
     print("\n".join(lines))

@@ -154,8 +154,8 @@ def test_matmuls_between_two_activations_are_found_to_stay_float(tmp_path):
 def test_both_calibration_methods_quantize_and_an_unknown_one_is_refused(fp32_dir, int8_dir, tmp_path):
     minmax = tmp_path / "minmax"
     quantize(fp32_dir, minmax, calibration_frames=FRAMES, seed=3, method="minmax")
-    assert "MinMax" in load_manifest(minmax)[0].training["quantization"]["method"]
-    assert "percentile" in load_manifest(int8_dir)[0].training["quantization"]["method"]
+    assert load_manifest(minmax)[0].training["quantization"]["ranges"] == "MinMax"
+    assert load_manifest(int8_dir)[0].training["quantization"]["ranges"] == "percentile 99.999"
     assert check_model(minmax, fp32_path=fp32_dir, samples=4).ok
     with pytest.raises(ModelError, match="percentile, minmax"):
         quantize(fp32_dir, tmp_path / "other", calibration_frames=FRAMES, method="entropy")
