@@ -49,6 +49,8 @@ SLOT_WEIGHTS = (2.0, 1.0, 0.6, 0.4)
 #: (~3 min), so the schedule ends inside the time cap below instead of being cut off mid-decay.
 DEFAULT_SCENARIOS = 20000
 DEFAULT_STEPS = 8000
+#: Transformer layers per refinement cycle of a model trained from scratch.
+DEFAULT_LAYERS = 2
 #: Wall-time cap of data generation and training, so a slower or busier machine still ends within the
 #: hour with the confidence refit (~3 minutes) after it.
 DEFAULT_MINUTES = 53.0
@@ -276,7 +278,7 @@ def save_atomic(obj: Any, path: Path) -> None:
 # -- training -----------------------------------------------------------------------------------------
 def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int = DEFAULT_STEPS, batch: int = 64,
           lr: float = 2e-3, seed: int = 0, cycles: int = 2, minutes: float | None = None,
-          families: list[str] | None = None, scenarios: int = DEFAULT_SCENARIOS, width: int = 128, layers: int = 2,
+          families: list[str] | None = None, scenarios: int = DEFAULT_SCENARIOS, width: int = 128, layers: int | None = None,
           heads: int = 4, S: int = 96, G: int = 12, T: int = 32, K: int = 4, workers: int = 2,
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool | None = None,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
@@ -318,7 +320,14 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     start = _load_init(init) if init is not None else None
     if start is not None:
         sizes = NetConfig.from_dict(start["config"])
-        S, G, T, K, width, layers, heads = sizes.S, sizes.G, sizes.T, sizes.K, sizes.width, sizes.layers, sizes.heads
+        S, G, T, K, width, heads = sizes.S, sizes.G, sizes.T, sizes.K, sizes.width, sizes.heads
+        if layers is not None and layers < sizes.layers:
+            raise ConfigError(f"--layers {layers}: {init} has {sizes.layers} transformer layers; a fine-tune "
+                              f"keeps them all (or adds more: --layers {sizes.layers + 1})")
+        grown = range(sizes.layers, sizes.layers if layers is None else layers)
+        layers = sizes.layers if layers is None else layers
+    elif layers is None:
+        layers = DEFAULT_LAYERS
     if (policy is not None or policy_share is not None) and data_dir is not None:
         raise ConfigError(f"--policy drives episodes while data is generated; it cannot be combined with "
                           f"--data {data_dir} (drop one)")
@@ -355,11 +364,15 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     if start is not None:
         # A model trained without the rank or bowl heads gets fresh ones; every other weight must match.
         missing, unexpected = net.load_state_dict(start["model"], strict=False)
-        new_heads = ("aux_rank.", "aux_bowl.")
+        new_heads = ("aux_rank.", "aux_bowl.", *(f"blocks.{i}." for i in grown))
         bad = [k for k in missing if not k.startswith(new_heads)] + [k for k in unexpected
                                                                      if not k.startswith(new_heads)]
         if bad:
             raise ConfigError(f"--init {init}: its weights do not fit the network ({', '.join(bad[:4])}...)")
+        if grown:
+            _grow(net, grown)
+            _log(f"added transformer layer{'s' if len(grown) > 1 else ''} {', '.join(str(i + 1) for i in grown)} "
+                 f"to the {grown.start} of {init}, starting as identities")
         before = start.get("training", {})
         if "averaged" in before:
             _log(f"fine-tuning {init} (an average of {len(before['averaged'])} checkpoints)")
@@ -526,6 +539,19 @@ def _validation_mask(scenario: np.ndarray, family: np.ndarray, fraction: float) 
     return np.isin(scenario, held)
 
 
+def _grow(net, layers: range) -> None:
+    """Make the transformer layers ``layers`` of ``net`` identities: their residual branches' output
+    projections start at zero, so the grown network plans exactly as the one it was loaded from and
+    the new layers learn from there (their gradients are not zero: each projection sees its input)."""
+    import torch
+
+    with torch.no_grad():
+        for i in layers:
+            for lin in (net.blocks[i].attn.out, net.blocks[i].proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+
+
 def _load_init(path: str | Path) -> dict[str, Any]:
     """The checkpoint a fine-tuning run starts from (a ``final.pt``), with a clear error otherwise."""
     import torch
@@ -585,7 +611,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="stop training this many minutes after the start, data generation included "
                         f"(default {DEFAULT_MINUTES:g}, so the whole run ends within the hour; 0 = no limit)")
     p.add_argument("--width", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--layers", type=int, default=None,
+                   help=f"transformer layers per cycle (default {DEFAULT_LAYERS}; with --init: the init's, or more "
+                        "to add layers that start as identities)")
     p.add_argument("--workers", type=int, default=2, help="processes generating data")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--val-every", type=int, default=1000, help="report held-out accuracy every N steps (0: never)")

@@ -104,6 +104,31 @@ def test_init_fine_tunes_a_trained_model_keeping_its_sizes_and_vocabulary(tmp_pa
     assert ck["training"]["init"]["from"] == str(base)
 
 
+def test_init_with_more_layers_adds_layers_that_start_as_identities(tmp_path, data_dir):
+    base = train(tmp_path / "base", data_dir=data_dir, steps=2, seed=1, **TINY)
+    start = torch.load(base, weights_only=True)
+    # Grown but not yet trained, the network plans exactly as the one it was loaded from.
+    small = PlannerNet(NetConfig.from_dict(start["config"]))
+    small.load_state_dict(start["model"])
+    big = PlannerNet(NetConfig.from_dict({**start["config"], "layers": 2}))
+    big.load_state_dict(start["model"], strict=False)
+    train_mod._grow(big, range(1, 2))
+    image = torch.randint(0, 256, (2, 48, 48, 3), dtype=torch.uint8)
+    tokens = torch.randint(2, len(start["vocab"]), (2, 16))
+    with torch.no_grad():
+        for a, b in zip(small.eval()(image, tokens), big.eval()(image, tokens)):
+            assert torch.allclose(a, b, atol=1e-6)
+    # Fine-tuned with one layer more: the new layer trains and the result exports.
+    tuned = torch.load(train(tmp_path / "tuned", data_dir=data_dir, steps=3, seed=2, init=base,
+                             **{**TINY, "layers": 2}), weights_only=True)
+    assert tuned["config"]["layers"] == 2
+    assert tuned["model"]["blocks.1.proj.weight"].abs().sum() > 0
+    export_onnx(tmp_path / "tuned" / "final.pt", tmp_path / "onnx")
+    # Fewer layers than the init has would throw trained weights away: refused, naming both counts.
+    with pytest.raises(ConfigError, match="--layers 1: .* has 2 transformer layers"):
+        train(tmp_path / "less", data_dir=data_dir, steps=1, init=tmp_path / "tuned" / "final.pt", **TINY)
+
+
 def test_init_keeps_a_refit_plan_confidence_head(tmp_path, data_dir):
     # The shipped model's confidence was refit with the head that reads every slot; fine-tuning it
     # must train that head, not fail on its shape.
