@@ -9,6 +9,11 @@ take it as they take any other.
 The first checkpoint decides the network (its config, vocabulary and primitive table); the others
 must plan with the same network: same vocabulary, same primitive table, and every one of the first's
 weights with the same shape. Training-only heads that only the others have are left out.
+
+A fine-tune grown by transformer layers (``edgeagent model train --init A --layers N``) averages with
+the model it grew from: there, the missing layers count as the identities the fine-tune started
+from (their residual outputs zero), and their other weights, which an identity layer does not use,
+are the mean over the checkpoints that have them.
 """
 
 from __future__ import annotations
@@ -41,8 +46,14 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
             if ck[key] != first[key]:
                 raise ModelError(f"{path}: its {key} differs from {paths[0]}'s; only fine-tunes of one model "
                                  "(edgeagent model train --init) can be averaged")
+        if ck["config"].get("layers", 0) > first["config"].get("layers", 0):
+            raise ModelError(f"{path} has {ck['config']['layers']} transformer layers, {paths[0]} "
+                             f"{first['config'].get('layers')}: the first checkpoint decides the network, so "
+                             "give the one with the most layers first")
         for name, tensor in first["model"].items():
             other = ck["model"].get(name)
+            if other is None and _grown_layer(name, first, ck):
+                continue
             if other is None or other.shape != tensor.shape:
                 got = "missing" if other is None else f"shape {tuple(other.shape)}"
                 raise ModelError(f"{path}: weight {name!r} is {got}, {paths[0]} has shape {tuple(tensor.shape)}; "
@@ -51,7 +62,11 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
     state = {}
     for name, tensor in first["model"].items():
         if torch.is_floating_point(tensor):
-            mean = sum(w * ck["model"][name].double() for w, ck in zip(weights, cks)) / total
+            have = [(w, ck["model"][name]) for w, ck in zip(weights, cks) if name in ck["model"]]
+            if len(have) < len(cks) and name.endswith(_RESIDUAL_OUT):
+                mean = sum(w * t.double() for w, t in have) / total  # the identity layers' zeros count
+            else:
+                mean = sum(w * t.double() for w, t in have) / sum(w for w, _ in have)
             state[name] = mean.to(tensor.dtype)
         else:
             state[name] = tensor
@@ -65,6 +80,20 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
     ck = {**first, "model": state, "training": training}
     save_atomic(ck, Path(out))
     return ck
+
+
+#: The weights of a transformer layer's residual outputs, zero in a layer grown as an identity.
+_RESIDUAL_OUT = tuple(f".{m}.{p}" for m in ("attn.out", "proj") for p in ("weight", "bias"))
+
+
+def _grown_layer(name: str, first: dict[str, Any], ck: dict[str, Any]) -> bool:
+    """Whether weight ``name`` of ``first`` belongs to a transformer layer that ``ck`` lacks because
+    ``first`` was grown from it: same network but for more layers."""
+    if not name.startswith("blocks."):
+        return False
+    a, b = dict(first["config"]), dict(ck["config"])
+    layers_a, layers_b = a.pop("layers", None), b.pop("layers", None)
+    return a == b and layers_b is not None and layers_a > layers_b and int(name.split(".")[1]) >= layers_b
 
 
 def _source(path: str | Path, weight: float, training: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,39 @@ def test_refuses_checkpoints_of_different_networks(two, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_a_fine_tune_grown_by_a_layer_averages_with_the_model_it_grew_from(two, tmp_path):
+    from edgeagent.models.net import NetConfig, PlannerNet
+    from edgeagent.models.train import _grow
+
+    a, _ = two
+    ck = load_checkpoint(a)
+    L = ck["config"]["layers"]
+    torch.manual_seed(0)
+    net = PlannerNet(NetConfig.from_dict({**ck["config"], "layers": L + 1}))
+    net.load_state_dict(ck["model"], strict=False)
+    _grow(net, range(L, L + 1))
+    grown = {k: v.clone() for k, v in net.state_dict().items()}
+    for k in grown:  # as if fine-tuned: the new layer's residual outputs have moved off zero
+        if k.startswith(f"blocks.{L}.") and torch.is_floating_point(grown[k]):
+            grown[k] += 0.01
+    save_atomic({**ck, "config": {**ck["config"], "layers": L + 1}, "model": grown}, tmp_path / "grown.pt")
+    average_checkpoints([tmp_path / "grown.pt", a], tmp_path / "mean.pt")
+    mean = load_checkpoint(tmp_path / "mean.pt")
+    assert mean["config"]["layers"] == L + 1
+    new = f"blocks.{L}."
+    # The smaller model counts as having the identity layer: its residual outputs' zeros are averaged in;
+    # the layer's other weights, which an identity does not use, are the grown model's.
+    torch.testing.assert_close(mean["model"][new + "proj.weight"], 0.5 * grown[new + "proj.weight"])
+    torch.testing.assert_close(mean["model"][new + "attn.out.bias"], 0.5 * grown[new + "attn.out.bias"])
+    torch.testing.assert_close(mean["model"][new + "fc.weight"], grown[new + "fc.weight"])
+    torch.testing.assert_close(mean["model"]["blocks.0.fc.weight"],
+                               0.5 * (grown["blocks.0.fc.weight"] + ck["model"]["blocks.0.fc.weight"]))
+    # The other way round the grown layer would be dropped: refused, saying which to give first.
+    with pytest.raises(ModelError, match="give the one with the most layers first"):
+        average_checkpoints([a, tmp_path / "grown.pt"], tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
 @pytest.mark.parametrize("args, match", [
     (["--weights", "1,x"], "give numbers separated by commas"),
     (["--weights", "1,1,1"], "3 weights for 2 checkpoints"),
