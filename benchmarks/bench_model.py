@@ -141,7 +141,7 @@ def torch_eager(ctx: Context, obs, reps: int, run: str, notes: list[str]) -> dic
         raise Skip('torch is not installed: pip install -e ".[bench]"') from None
     from edgeagent.models.export import build_net, load_checkpoint
     from edgeagent.models.manifest import load_manifest
-    from edgeagent.models.runtime import preprocess_image
+    from edgeagent.models.runtime import model_input
     from edgeagent.models.tokenizer import Tokenizer
 
     folder = ctx.model("fp32")
@@ -151,7 +151,7 @@ def torch_eager(ctx: Context, obs, reps: int, run: str, notes: list[str]) -> dic
     torch.set_num_threads(2)
     notes.append(f"torch eager: {weights}, 2 threads, inference only (no pre/post-processing): compare with "
                  "the 'of which inference' rows")
-    image = torch.from_numpy(preprocess_image(obs.image, manifest.S))
+    image = torch.from_numpy(model_input(obs.image, obs.camera, manifest)[0])
     tokens = torch.from_numpy(Tokenizer(list(manifest.vocab), manifest.T).encode(INSTRUCTION)[None])
 
     def one():

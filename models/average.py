@@ -42,8 +42,8 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
     cks = [load_checkpoint(p) for p in paths]
     first = cks[0]
     for path, ck in zip(paths[1:], cks[1:]):
-        for key in ("vocab", "primitives"):
-            if ck[key] != first[key]:
+        for key in ("vocab", "primitives", "view"):
+            if ck.get(key) != first.get(key):
                 raise ModelError(f"{path}: its {key} differs from {paths[0]}'s; only fine-tunes of one model "
                                  "(edgeagent model train --init) can be averaged")
         if ck["config"].get("layers", 0) > first["config"].get("layers", 0):

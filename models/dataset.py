@@ -7,13 +7,14 @@ registry's primitives with the ``World`` as the arm. At every state we record:
   ``RenderStyle`` drawn per episode (the renderer caches the table background per camera and style,
   so a style per frame would triple the cost; pixel noise and colour jitter still change per frame;
   a quarter of the episodes use the clean default style and camera the evaluation renders with),
-  then resized to S x S with ``cv2.INTER_AREA`` exactly as the runtime does;
+  then turned into the S x S model image exactly as the runtime does, in the dataset's view
+  (``models/view.py``: the frame squeezed to S x S, or the table rectified top-down);
 - the instruction text (tokenized at training time, so the vocabulary and text augmentation live
   with the model);
 - labels: the expert's full remaining plan, up to K calls, END after it: primitive ids (0 = END,
   i + 1 = primitive i of the table), and for each point argument the table point, its G x G cell
-  and sub-cell offset in the S x S image (table point -> camera pixel -> scaled to S, the contract's
-  decoding run backwards), and the S-pixel -> table homography that decodes it.
+  and sub-cell offset in the S x S image (table point -> pixel of the model image's camera, the
+  contract's decoding run backwards), and the S-pixel -> table homography that decodes it.
 
 Perturbed states teach recovery: grasps fail with some probability, a block is now and then knocked
 to a random spot mid-plan or the held block slips out of the gripper, and every episode ends with
@@ -48,6 +49,7 @@ import cv2
 import numpy as np
 
 from edgeagent.files import write_atomic, write_with_atomic
+from edgeagent.models.view import KINDS, View
 #: Scenario seeds from here up are held out for evaluation; training data never uses them.
 EVAL_SEED_MIN = 1_000_000
 FORMAT = 1
@@ -234,8 +236,9 @@ def jittered_camera(rng: np.random.Generator, width: int = RENDER_W, height: int
 class _Recorder:
     """Collects samples of one worker's chunk."""
 
-    def __init__(self, S: int, G: int, K: int, A: int, prims: list[dict]):
+    def __init__(self, S: int, G: int, K: int, A: int, prims: list[dict], view: View | None = None):
         self.S, self.G, self.K, self.A = S, G, K, A
+        self.view = view or View()
         self.prim_ids = {p["name"]: i + 1 for i, p in enumerate(prims)}
         self.prim_args = {p["name"]: p["args"] for p in prims}
         self.rows: dict[str, list] = {k: [] for k in ("images", "texts", "prims", "cells", "offsets", "points",
@@ -245,6 +248,9 @@ class _Recorder:
 
     def add(self, image, camera, world, text, calls, scenario: int, family: str, step: int) -> None:
         S, G, K, A = self.S, self.G, self.K, self.A
+        if self.view.kind != "camera":
+            # Labels are made through the camera of the model's image, so they follow the view.
+            image, camera = self.view.model_input(image, camera, S)
         prims = np.zeros(K, np.int64)
         objects = np.full((K, A), -1, np.int64)
         cells = np.full((K, A), -1, np.int64)
@@ -258,7 +264,7 @@ class _Recorder:
                 points[k, a] = xy
                 # Later slots use today's scene too: approximate, but only an auxiliary target.
                 objects[k, a] = target_object(world, call.primitive, xy)
-        small = cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA)
+        small = image if image.shape[:2] == (S, S) else cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA)
         for key, val in (("images", small), ("texts", text), ("prims", prims), ("cells", cells),
                          ("offsets", offsets), ("points", points),
                          ("s_to_table", s_to_table_matrix(camera, S).astype(np.float32)),
@@ -402,9 +408,9 @@ def policy_planner(policy: str | Path):
 
 
 def _work(job: tuple) -> dict[str, np.ndarray]:
-    items, start, seed, S, G, K, A, prims, policy, policy_share = job
+    items, start, seed, S, G, K, A, prims, policy, policy_share, view = job
     cv2.setNumThreads(1)
-    rec = _Recorder(S, G, K, A, prims)
+    rec = _Recorder(S, G, K, A, prims, View.from_dict(view))
     planner = policy_planner(policy) if policy is not None else None
     for i, item in enumerate(items):
         run_episode(item, start + i, seed, rec, planner=planner, policy_share=policy_share)
@@ -415,7 +421,8 @@ def _work(job: tuple) -> dict[str, np.ndarray]:
 def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, scenarios: int = 4000,
                      seed: int = 0, S: int = 96, G: int = 12, K: int = 4, A: int = 2, workers: int = 2,
                      weights: dict[str, float] | None = None, progress: bool = True,
-                     policy: str | Path | None = None, policy_share: float | None = None) -> dict[str, Any]:
+                     policy: str | Path | None = None, policy_share: float | None = None,
+                     view: View | None = None) -> dict[str, Any]:
     """Generate ``scenarios`` scenarios (spread over ``families``) into shards; returns meta.
 
     ``weights`` (family -> relative weight, default 1) gives some families more scenarios than others,
@@ -424,7 +431,7 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
 
     ``policy`` (an exported model folder; FP32 is best, it is what the INT8 file approximates) drives
     ``policy_share`` of the episodes (default ``POLICY_SHARE``), the expert labelling every state (see
-    the module docstring).
+    the module docstring). ``view`` (default: the camera view) is how frames become model images.
     """
     from edgeagent.errors import ConfigError
     from edgeagent.sim.families import FAMILIES, generate
@@ -470,7 +477,8 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     for old in out.glob("shard-*.npz"):
         old.unlink()
     (out / "meta.json").unlink(missing_ok=True)
-    jobs = [(items[i:i + CHUNK], i, seed, S, G, K, A, prims, policy, policy_share)
+    view = view or View()
+    jobs = [(items[i:i + CHUNK], i, seed, S, G, K, A, prims, policy, policy_share, view.to_dict())
             for i in range(0, len(items), CHUNK)]
     t0 = t_print = time.time()
     pending: list[dict[str, np.ndarray]] = []
@@ -503,10 +511,12 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
             "scenarios": len(items), "seed": seed, "samples": samples, "shards": shards,
             "render": {"width": RENDER_W, "height": RENDER_H, "resize": "cv2.INTER_AREA",
                        "clean_share": CLEAN_SHARE},
+            "view": view.to_dict(),
             "perturbations": {"failing_share": FAILING_SHARE, "grasp_failure": GRASP_FAILURE, "knock_p": KNOCK_P,
                               "slip_p": SLIP_P},
             "description": (f"{samples} closed-loop expert states from {len(items)} scenarios "
-                            f"({_spread(names, counts)}, generate seed {seed}); lines in the {LINE_STYLE} layout; "
+                            f"({_spread(names, counts)}, generate seed {seed}); {view.kind} view; "
+                            f"lines in the {LINE_STYLE} layout; "
                             f"randomized render styles and camera jitter, failed grasps, knocked and "
                             f"slipped blocks"
                             + (f"; {policy_share:.0%} of the episodes driven by {policy_info['model_id']} "
@@ -574,11 +584,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="an exported model that drives --policy-share of the episodes (the expert labels them)")
     p.add_argument("--policy-share", type=float, default=None, metavar="P",
                    help=f"share of episodes --policy drives (default {POLICY_SHARE})")
+    p.add_argument("--view", choices=KINDS, default="camera", help="what the model sees (models/view.py)")
     args = p.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     meta = generate_dataset(args.out, families=families, scenarios=args.scenarios, seed=args.seed, S=args.S,
                             G=args.G, K=args.K, workers=args.workers, policy=args.policy,
-                            policy_share=args.policy_share)
+                            policy_share=args.policy_share, view=View(args.view))
     print(meta["description"])
     return 0
 

@@ -89,6 +89,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     """
     from edgeagent.models.manifest import Manifest, PrimitiveSpec, write_manifest
     from edgeagent.models.net import count_params
+    from edgeagent.models.view import View
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -113,7 +114,8 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         vocab=tuple(ckpt["vocab"]),
         primitives=tuple(PrimitiveSpec(p["name"], tuple(p["args"])) for p in ckpt["primitives"]),
         precision="fp32", sha256=hashlib.sha256(data).hexdigest(),
-        confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}))
+        confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}),
+        view=View.from_dict(ckpt.get("view")))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     write_atomic(onnx_path, data)

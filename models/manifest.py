@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from edgeagent.errors import ContractMismatch, ModelError
 from edgeagent.files import write_atomic
+from edgeagent.models.view import View
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
@@ -97,6 +98,8 @@ class Manifest:
     training: Mapping[str, Any] = field(default_factory=dict)
     # Measured figures (success per family, latency, ...).
     eval: Mapping[str, Any] = field(default_factory=dict)
+    # How a camera frame becomes the ``image`` input (models/view.py); files without one: the camera view.
+    view: View = field(default_factory=View)
     format: int = FORMAT
 
     def __post_init__(self) -> None:
@@ -127,8 +130,8 @@ class Manifest:
                 "K": self.K, "G": self.G, "A": self.A, "cycles": self.cycles, "vocab": list(self.vocab),
                 "primitives": [p.to_dict() for p in self.primitives], "precision": self.precision,
                 "sha256": self.sha256, "inputs": _plain(self.inputs), "outputs": _plain(self.outputs),
-                "confidence_threshold": self.confidence_threshold, "training": _plain(self.training),
-                "eval": _plain(self.eval)}
+                "confidence_threshold": self.confidence_threshold, "view": self.view.to_dict(),
+                "training": _plain(self.training), "eval": _plain(self.eval)}
 
     @staticmethod
     def from_dict(d: Any, where: str = "manifest") -> "Manifest":
@@ -147,7 +150,8 @@ def _plain(value: Any) -> Any:
 
 # -- parsing ------------------------------------------------------------------------------------------
 _REQUIRED = ("format", "name", "S", "T", "K", "G", "A", "vocab", "primitives", "precision", "sha256")
-_KNOWN = set(_REQUIRED) | {"created", "cycles", "inputs", "outputs", "confidence_threshold", "training", "eval"}
+_KNOWN = set(_REQUIRED) | {"created", "cycles", "inputs", "outputs", "confidence_threshold", "view", "training",
+                           "eval"}
 _FIX = "re-export the model (edgeagent model export / quantize) so the manifest is written by the tools"
 
 
@@ -209,11 +213,15 @@ def _parse(d: Any, where: str) -> Manifest:
     created = d.get("created", "")
     if not isinstance(created, str):
         raise _bad(where, "created", "must be an ISO 8601 string")
+    try:
+        view = View.from_dict(d.get("view"))
+    except ValueError as exc:
+        raise _bad(where, "view", f"is not a view: {exc}") from None
     m = Manifest(name=d["name"], **sizes, vocab=tuple(vocab), primitives=tuple(prims), precision=d["precision"],
                  sha256=d["sha256"], cycles=_int(d, "cycles", where) if "cycles" in d else 1, created=created,
                  confidence_threshold=float(conf), inputs=dict(d.get("inputs", {})),
                  outputs=dict(d.get("outputs", {})), training=dict(d.get("training", {})),
-                 eval=dict(d.get("eval", {})))
+                 eval=dict(d.get("eval", {})), view=view)
     _check_declared_io(m, where)
     return m
 

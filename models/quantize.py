@@ -61,7 +61,7 @@ def simulator_feeds(manifest: Manifest, n: int, seed: int) -> Iterator[dict[str,
     and carried, as in a closed loop), rendered with a random style, and preprocessed exactly as
     ``ModelPlanner`` does; the tokens are its instruction. Deterministic in ``seed``.
     """
-    from edgeagent.models.runtime import preprocess_image
+    from edgeagent.models.runtime import model_input
     from edgeagent.models.tokenizer import Tokenizer
     from edgeagent.sim.families import FAMILIES, generate
     from edgeagent.sim.render import RenderStyle, default_camera, render
@@ -79,7 +79,7 @@ def simulator_feeds(manifest: Manifest, n: int, seed: int) -> Iterator[dict[str,
         if world.blocks and rng.random() < 0.5:
             _carry_a_block(world, rng)
         image = render(world, camera, RenderStyle.random(rng), seed=int(rng.integers(2**31)))
-        yield {"image": preprocess_image(image, manifest.S),
+        yield {"image": model_input(image, camera, manifest)[0],
                "tokens": tokenizer.encode(item["instruction"])[None]}
 
 
@@ -120,7 +120,7 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
     """Quantise the FP32 model folder ``fp32_dir`` into ``out_dir`` (planner.onnx + manifest.json).
 
     ``feeds`` replaces the simulator frames (e.g. frames from the real camera, preprocessed with
-    ``runtime.preprocess_image``). ``confidence_threshold`` replaces the FP32 manifest's in the INT8 one
+    ``runtime.model_input``). ``confidence_threshold`` replaces the FP32 manifest's in the INT8 one
     (INT8 confidence differs a little; calibrate it on the INT8 model). ``method`` is one of
     ``METHODS``. Returns the INT8 ONNX path. Deterministic in ``seed``.
     """

@@ -3,7 +3,7 @@
 ``ModelPlanner`` loads a model folder (``planner.onnx`` + ``manifest.json``), refuses it when the
 manifest disagrees with the registry or the file (``manifest.verify``), runs it on the best available
 engine and turns its outputs into validated calls. Pre- and post-processing live here once:
-``preprocess_image`` and ``decode`` are plain functions that every engine (onnxruntime, TensorRT)
+``model_input`` and ``decode`` are plain functions that every engine (onnxruntime, TensorRT)
 shares, so the two cannot drift apart.
 """
 
@@ -43,17 +43,12 @@ def default_model_dir(precision: str = "int8") -> Path:
     return folder
 
 
-def preprocess_image(image: np.ndarray, S: int) -> np.ndarray:
-    """A camera frame (H x W x 3 uint8 BGR, any size) -> the model's ``image`` input, uint8 [1, S, S, 3].
-
-    The aspect ratio is not kept (the contract): the whole frame is squeezed to S x S with INTER_AREA.
-    """
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"observation image must be an H x W x 3 uint8 BGR array, got {got}")
-    if image.shape[0] != S or image.shape[1] != S:
-        image = cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image)[None]
+def model_input(image: np.ndarray, camera: CameraModel, manifest: Manifest) -> tuple[np.ndarray, CameraModel]:
+    """A camera frame (H x W x 3 uint8 BGR, any size) and its camera model -> ``(image, camera_of_image)``:
+    the model's ``image`` input, uint8 [1, S, S, 3], in the manifest's view (models/view.py), and the
+    camera model through which ``decode`` maps that image's pixels to the table."""
+    small, cam = manifest.view.model_input(image, camera, manifest.S)
+    return small[None], cam
 
 
 def decode(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
@@ -172,12 +167,13 @@ class ModelPlanner:
         router budgets for it.
         """
         t0 = time.perf_counter()
-        feeds = {"image": preprocess_image(obs.image, self.manifest.S), "tokens": self.tokens(instruction)}
+        image, camera = model_input(obs.image, obs.camera, self.manifest)
+        feeds = {"image": image, "tokens": self.tokens(instruction)}
         t1 = time.perf_counter()
         outputs = self.backend.run(feeds)
         t2 = time.perf_counter()
-        h, w = obs.image.shape[:2]
-        calls, done, confidence, notes = decode(outputs, self.manifest, obs.camera, (w, h), self.registry)
+        S = self.manifest.S
+        calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})

@@ -283,7 +283,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool | None = None,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
-          policy: str | Path | None = None, policy_share: float | None = None) -> Path:
+          policy: str | Path | None = None, policy_share: float | None = None, view: str | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -305,6 +305,9 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` (default
     ``dataset.POLICY_SHARE``) of the generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
 
+    ``view`` ("camera" or "table", models/view.py) is what the model sees of a frame; default the init's,
+    else "camera". A fine-tune keeps its init's view, and data of another view is refused.
+
     ``confidence_per_family`` > 0 ends the run by refitting the confidence head on that many closed-loop
     rollouts per family (``confidence.refit_confidence``); the command line does so by default.
     """
@@ -313,6 +316,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     from edgeagent.errors import ConfigError
     from edgeagent.models import dataset as ds
     from edgeagent.models.net import NetConfig, PlannerNet, count_params
+    from edgeagent.models.view import View
 
     t_start = time.time()
     out = Path(out_dir)
@@ -328,6 +332,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         layers = sizes.layers if layers is None else layers
     elif layers is None:
         layers = DEFAULT_LAYERS
+    seen = View.from_dict(start.get("view")) if start is not None else View(view or "camera")
+    if view is not None and view != seen.kind:
+        raise ConfigError(f"--view {view}: {init} was trained on the {seen.kind} view and a fine-tune keeps it "
+                          f"(drop --view, or train afresh without --init)")
     if (policy is not None or policy_share is not None) and data_dir is not None:
         raise ConfigError(f"--policy drives episodes while data is generated; it cannot be combined with "
                           f"--data {data_dir} (drop one)")
@@ -335,9 +343,13 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         data_dir = out / "data"
         if not ds.is_complete(data_dir):
             ds.generate_dataset(data_dir, families=families, scenarios=scenarios, seed=seed, S=S, G=G, K=K,
-                                workers=workers, weights=family_weights, policy=policy, policy_share=policy_share)
+                                workers=workers, weights=family_weights, policy=policy, policy_share=policy_share,
+                                view=seen)
     data = ds.load_dataset(data_dir)
     meta = data["meta"]
+    if View.from_dict(meta.get("view")) != seen:
+        raise ConfigError(f"{data_dir}: data was made in the {View.from_dict(meta.get('view')).kind} view but "
+                          f"training is in the {seen.kind} view; regenerate the data (or pass --view to match)")
     if (meta["S"], meta["G"], meta["K"]) != (S, G, K):
         raise ConfigError(f"{data_dir}: data was made for S={meta['S']}, G={meta['G']}, K={meta['K']} but "
                           f"training asks for S={S}, G={G}, K={K}; regenerate the data or match the sizes")
@@ -392,7 +404,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
 
     settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "cycles": cycles, "bf16": bf16,
                 "ema": ema_decay, "init": str(init) if init is not None else None,
-                "config": cfg.to_dict(),
+                "config": cfg.to_dict(), "view": seen.to_dict(),
                 "data": meta.get("description", str(data_dir))}
     step, trained_s = 0, 0.0
     params = list(net.parameters())
@@ -493,12 +505,12 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         "batch": batch, "lr": lr, "cycles": cycles, "ema_decay": ema_decay, "parameters": count_params(net),
         "precision": "bfloat16" if bf16 else "float32", "cpu": cpu_name(), "threads": threads,
         "init": None if start is None else {"from": str(init), "training": start.get("training", {})},
-        "val_first_call": figures, "confidence_threshold": threshold,
+        "view": seen.to_dict(), "val_first_call": figures, "confidence_threshold": threshold,
         "final_loss": round(smooth.get("loss", float("nan")), 4),
     }
     final = out / "final.pt"
     save_atomic({"config": cfg.to_dict(), "model": net.state_dict(), "vocab": vocab, "primitives": primitives,
-                 "cycles": cycles, "confidence_threshold": threshold, "training": summary}, final)
+                 "view": seen.to_dict(), "cycles": cycles, "confidence_threshold": threshold, "training": summary}, final)
     write_json_atomic(out / "training.json", summary)
     _log(f"trained in {_hms(wall)}: {step} steps, held-out first-call accuracy "
          + ", ".join(f"{c} cycles {v['first_call_accuracy']:.3f}" for c, v in figures.items()))
@@ -595,6 +607,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         + ",".join(f"{f}={w:g}" for f, w in DEFAULT_FAMILY_WEIGHTS.items()) + ", others 1)")
     p.add_argument("--init", default=None, metavar="FINAL_PT",
                    help="fine-tune this trained model (a final.pt) instead of starting from random weights")
+    p.add_argument("--view", choices=("camera", "table"), default=None,
+                   help="what the model sees of a frame (models/view.py): the frame squeezed to S x S, or the table "
+                        "rectified top-down through the camera model (default: --init's view, else camera)")
     p.add_argument("--policy", default=None, metavar="MODEL_DIR",
                    help="an exported model (e.g. of --init) that drives --policy-share of the generated episodes, "
                         "the expert labelling the states it reaches, so the data shows the model's own mistakes")
@@ -668,7 +683,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=args.bf16,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
           confidence_per_family=args.confidence_per_family, policy=args.policy, policy_share=args.policy_share,
-          command=command)
+          view=args.view, command=command)
     return 0
 
 

@@ -62,15 +62,16 @@ def test_session_options_turn_qdq_fusion_off_exactly_where_kernels_saturate(monk
 def test_shipped_int8_model_agrees_with_fp32_on_this_cpu():
     # The session the runtime creates here must give INT8 outputs close to FP32's: on a CPU whose fused
     # kernels saturate, they were garbage (confidence 0.49 against 0.98, every scenario failed).
-    from edgeagent.models.runtime import ModelPlanner, default_model_dir, preprocess_image
+    from edgeagent.models.runtime import ModelPlanner, default_model_dir, model_input
     from edgeagent.sim.render import default_camera, render
     from edgeagent.sim.scenario import load_scenarios
 
     root = Path(__file__).resolve().parents[1]
     int8, fp32 = ModelPlanner(default_model_dir("int8")), ModelPlanner(default_model_dir("fp32"))
     for sc in load_scenarios([root / "sim" / "scenarios" / "ci-model.yaml"])[:8]:
-        frame = render(sc.build_world(), default_camera(640, 480), None, seed=0)
-        feeds = {"image": preprocess_image(frame, int8.manifest.S), "tokens": int8.tokens(sc.instruction)}
+        camera = default_camera(640, 480)
+        frame = render(sc.build_world(), camera, None, seed=0)
+        feeds = {"image": model_input(frame, camera, int8.manifest)[0], "tokens": int8.tokens(sc.instruction)}
         a, b = int8.backend.run(feeds), fp32.backend.run(feeds)
         assert abs(float(a["confidence"].ravel()[0]) - float(b["confidence"].ravel()[0])) < 0.15, sc.name
         assert np.array_equal(a["prim_logits"][0, 0].argmax(), b["prim_logits"][0, 0].argmax()), sc.name

@@ -5,6 +5,7 @@ import pytest
 
 from edgeagent.errors import ConfigError
 from edgeagent.models import dataset as ds
+from edgeagent.models.view import View
 from edgeagent.sim.expert import expert_calls
 from edgeagent.sim.families import generate
 from edgeagent.sim.render import default_camera
@@ -138,3 +139,37 @@ def test_bowl_relation_labels_rank_blocks_by_distance_and_quadrant():
     assert rel[objects == ds.object_class("block", "red")][0, blue].tolist() == [1, 2]   # second, left-above
     others = [j for j in range(len(COLORS)) if j != blue]
     assert (rel[:, others] == -1).all() and (rel[objects == 0] == -1).all()
+
+
+def test_table_view_data_is_rectified_and_its_labels_decode_to_the_experts_points(tmp_path):
+    out = tmp_path / "table"
+    meta = ds.generate_dataset(out, families=["pick-place-bowl", "rank-from-side"], scenarios=4, seed=9, workers=1,
+                               progress=False, view=View("table"))
+    assert meta["view"]["kind"] == "table" and "table view" in meta["description"]
+    data = ds.load_dataset(out)
+    view, S, G = View("table"), 96, 12
+    grid = view.image_camera(S)
+    # Every sample decodes through the one virtual camera of the view, whatever the jittered real camera.
+    assert np.allclose(data["s_to_table"], ds.s_to_table_matrix(grid, S), atol=1e-6)
+    valid = data["cells"] >= 0
+    n, k, a = np.nonzero(valid)
+    decoded = [ds.decode_label(grid, c, o, S, G) for c, o in zip(data["cells"][valid], data["offsets"][valid])]
+    assert np.abs(np.array(decoded) - data["points"][n, k, a]).max() < 0.005
+    # A block's patch label sits at its table position in the image: x to the right, y upwards.
+    first = np.flatnonzero(data["step"] == 0)[0]
+    cells = np.flatnonzero(data["patch_objects"][first] > 0)
+    assert len(cells) > 0
+    cols, rows = cells % G, cells // G
+    xy = grid.pixel_to_table(np.stack([(cols + 0.5) * S / G, (rows + 0.5) * S / G], 1), z=view.plane_z_m)
+    assert (np.abs(xy) <= view.half_extent_m).all()
+
+
+def test_data_of_another_view_is_refused_by_training(tmp_path):
+    from edgeagent.models.train import train
+
+    out = tmp_path / "cam"
+    ds.generate_dataset(out, families=["pick-place-block"], scenarios=1, seed=3, S=48, G=6, K=3, workers=1,
+                        progress=False)
+    with pytest.raises(ConfigError, match="camera view but training is in the table view; regenerate"):
+        train(tmp_path / "run", data_dir=out, steps=1, view="table", S=48, G=6, K=3, T=16, width=32, layers=1,
+              heads=2, workers=1)

@@ -12,6 +12,7 @@ from tiny_planner import PRIMITIVES, build_model, write_model
 from edgeagent.errors import ContractMismatch, ModelError
 from edgeagent.models.manifest import (Manifest, PrimitiveSpec, file_sha256, load_manifest, verify, verify_file,
                                        write_manifest)
+from edgeagent.models.view import View
 from edgeagent.primitives import Range, Registry, TablePoint, registry
 
 
@@ -36,6 +37,16 @@ def test_round_trip_through_the_file(model_dir, tmp_path):
     again, _ = load_manifest(tmp_path / "planner.onnx")  # also found from the .onnx path
     assert again == manifest
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # no temp file left behind
+
+
+def test_the_view_round_trips_and_older_manifests_are_the_camera_view(model_dir, tmp_path):
+    data = json.loads((model_dir / "manifest.json").read_text())
+    assert data["view"] == {"kind": "camera"}
+    del data["view"]  # written before views existed
+    assert Manifest.from_dict(data).view == View("camera")
+    table = Manifest.from_dict(data).replace(view=View("table", half_extent_m=0.4))
+    write_manifest(table, tmp_path)
+    assert load_manifest(tmp_path)[0].view == View("table", half_extent_m=0.4, plane_z_m=0.02)
 
 
 def test_verify_accepts_a_matching_model(model_dir):
@@ -124,6 +135,9 @@ def test_declared_io_must_agree_with_the_sizes(model_dir):
     (lambda d: d.update(sha256="abc"), "'sha256' must be 64"),
     (lambda d: d["primitives"].append({"name": "sweep", "args": ["a", "b", "c"]}), "3 point arguments but A is 2"),
     (lambda d: d.update(format=2), "format 2 is not supported"),
+    (lambda d: d.update(view={"kind": "fisheye"}), "'view' is not a view: view kind 'fisheye' is not one of camera, table"),
+    (lambda d: d.update(view={"kind": "table", "half_extent_m": "0.3"}), "view half_extent_m must be a number"),
+    (lambda d: d.update(view={"kind": "table", "zoom": 2}), "unknown key 'zoom'"),
 ])
 def test_malformed_manifests_name_the_field(model_dir, tmp_path, change, field):
     data = json.loads((model_dir / "manifest.json").read_text())

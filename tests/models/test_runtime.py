@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from tiny_planner import A, G, K, PRIMITIVES, S, T, VOCAB, camera, scene_image, write_model
 
 import edgeagent.models.runtime as runtime
+from edgeagent.camera import CameraModel
 from edgeagent.errors import ConfigError, ContractMismatch, ModelError
 from edgeagent.models.manifest import END, Manifest
-from edgeagent.models.runtime import ModelPlanner, OnnxPlanner, decode, default_model_dir, preprocess_image
+from edgeagent.models.runtime import ModelPlanner, OnnxPlanner, decode, default_model_dir, model_input
+from edgeagent.models.view import View
 from edgeagent.primitives import Workspace, registry
 from edgeagent.sim.render import default_camera
 from edgeagent.types import Observation, Planner
@@ -59,7 +61,8 @@ def cell_of(cam, xy, image_size):
 def test_preprocess_squeezes_any_resolution_to_the_model_input(size):
     W, H = size
     image = np.random.default_rng(W).integers(0, 256, (H, W, 3), dtype=np.uint8)
-    x = preprocess_image(image, S)
+    x, cam = model_input(image, camera(W, H), MANIFEST)
+    assert (cam.width, cam.height) == (S, S)
     assert x.shape == (1, S, S, 3) and x.dtype == np.uint8 and x.flags.c_contiguous
     assert np.array_equal(x[0], cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA) if size != (S, S) else image)
 
@@ -68,7 +71,7 @@ def test_preprocess_squeezes_any_resolution_to_the_model_input(size):
                                    np.zeros((48, 64, 4), np.uint8)])
 def test_preprocess_rejects_frames_that_are_not_bgr_uint8(image):
     with pytest.raises(ValueError, match="H x W x 3 uint8 BGR"):
-        preprocess_image(image, S)
+        model_input(image, camera(64, 48), MANIFEST)
 
 
 # -- decoding -------------------------------------------------------------------------------------
@@ -180,6 +183,37 @@ def test_plans_point_at_the_object_from_any_camera_resolution(planner, size, xy)
     assert call.primitive == "pick"
     # The tiny model points at the reddest patch: the returned point lies in the square's grid cell.
     assert cell_of(cam, call.args["at"], size) == cell_of(cam, xy, size)
+
+
+@pytest.mark.parametrize("eye", [(0.0, -0.6, 0.7), (0.35, -0.45, 0.6), (-0.3, -0.7, 0.9)])
+@pytest.mark.parametrize("xy", [(0.1, -0.05), (-0.2, 0.15), (0.2, 0.22)])
+def test_a_table_view_model_points_at_the_object_wherever_the_camera_is_mounted(tmp_path_factory, eye, xy):
+    # A model of the table view sees the table rectified through the camera model, so the cell it
+    # points at (the reddest) is the object's table cell whatever the camera's pose and resolution.
+    view = View("table")
+    planner = ModelPlanner(write_model(tmp_path_factory.mktemp("table"), view=view))
+    cam = CameraModel.look_at(eye, (0.0, 0.0, 0.0), fov_y_deg=55, width=800, height=600)
+    plan = planner.plan(Observation(scene_image(cam, xy, size_m=0.09), cam), "pick the red block")
+    (call,) = plan.calls
+    grid = view.image_camera(G)
+    assert np.array_equal(np.floor(grid.table_to_pixel(call.args["at"], z=view.plane_z_m)),
+                          np.floor(grid.table_to_pixel(xy, z=view.plane_z_m)))
+
+
+def test_the_table_view_is_the_table_seen_from_above():
+    view, cam = View("table"), camera()
+    frame = scene_image(cam, (0.15, 0.2), size_m=0.1)
+    image, image_cam = model_input(frame, cam, MANIFEST.replace(view=view))
+    assert image.shape == (1, S, S, 3) and (image_cam.width, image_cam.height) == (S, S)
+    # x grows to the right and y upwards: the red square is in the top right quarter, and the pixel its
+    # centre maps to is red.
+    u, v = image_cam.table_to_pixel((0.15, 0.2), z=view.plane_z_m)
+    assert u > S / 2 and v < S / 2
+    b, g, r = image[0, int(v), int(u)].astype(int)
+    assert r > 150 and b < 100 and g < 100
+    # The plane's corners land on the image's corners.
+    e = view.half_extent_m
+    assert np.allclose(image_cam.table_to_pixel([(-e, e), (e, -e)], z=view.plane_z_m), [(0, 0), (S, S)], atol=1e-6)
 
 
 def test_done_and_unusable_plans(planner):

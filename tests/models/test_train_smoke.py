@@ -231,3 +231,30 @@ def test_summary_records_precision_and_cpu(tmp_path, data_dir):
     train(tmp_path / "run", data_dir=data_dir, steps=2, seed=1, bf16=False, **TINY)
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
     assert summary["precision"] == "float32" and summary["cpu"]
+
+
+def test_a_table_view_run_exports_a_table_view_model_and_fine_tunes_keep_it(tmp_path):
+    from edgeagent.models.manifest import load_manifest
+    from edgeagent.models.runtime import ModelPlanner
+    from edgeagent.models.view import View
+    from edgeagent.sim.families import generate
+    from edgeagent.sim.render import default_camera, render
+    from edgeagent.sim.scenario import scenario_from_dict
+    from edgeagent.types import Observation
+
+    data = tmp_path / "data"
+    ds.generate_dataset(data, families=["pick-place-block"], scenarios=2, seed=4, S=48, G=6, K=3, workers=1,
+                        progress=False, view=View("table"))
+    final = train(tmp_path / "run", data_dir=data, steps=2, seed=1, view="table", **TINY)
+    assert torch.load(final, weights_only=True)["view"]["kind"] == "table"
+    export_onnx(final, tmp_path / "model")
+    assert load_manifest(tmp_path / "model")[0].view == View("table")
+    # The runtime rectifies the frame itself: any camera frame plans (valid calls, or done).
+    item = generate(["pick-place-block"], 1, 8)[0]
+    camera = default_camera(320, 240)
+    frame = render(scenario_from_dict(item).build_world(), camera, None, seed=0)
+    plan = ModelPlanner(tmp_path / "model").plan(Observation(frame, camera), item["instruction"])
+    assert plan.source == "local" and (plan.calls or plan.done or plan.reason)
+    # A fine-tune keeps the view; asking it for another is refused, naming both.
+    with pytest.raises(ConfigError, match="--view camera: .* trained on the table view"):
+        train(tmp_path / "tune", data_dir=data, steps=1, init=final, view="camera", **TINY)
