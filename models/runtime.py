@@ -146,6 +146,8 @@ class ModelPlanner:
         self.tokenizer = Tokenizer(list(self.manifest.vocab), self.manifest.T)
         self.model_id = self.manifest.model_id
         self._tokens: dict[str, np.ndarray] = {}
+        # Camera models already checked for the table view (a robot has one or two; bounded anyway).
+        self._cameras: set[CameraModel] = set()
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
 
@@ -167,6 +169,8 @@ class ModelPlanner:
         router budgets for it.
         """
         t0 = time.perf_counter()
+        if self.manifest.view.kind == "table" and obs.camera not in self._cameras:
+            self._check_camera(obs.camera)
         image, camera = model_input(obs.image, obs.camera, self.manifest)
         feeds = {"image": image, "tokens": self.tokens(instruction)}
         t1 = time.perf_counter()
@@ -177,6 +181,18 @@ class ModelPlanner:
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
+
+    def _check_camera(self, camera: CameraModel) -> None:
+        """Warn, once per camera model, when the table view this model reads would miss part of the workspace."""
+        if len(self._cameras) >= _TOKEN_CACHE:
+            self._cameras.clear()
+        self._cameras.add(camera)
+        unseen = self.manifest.view.unseen_corners(camera, self.registry.workspace)
+        if unseen:
+            log.warning("the camera model does not see workspace corner(s) %s: %s rectifies the table through the "
+                        "camera model, so plans there are blind; check the camera's calibration (K, R, t in the "
+                        "robot config) and that the camera sees the whole workspace",
+                        ", ".join(f"({x:+.2f}, {y:+.2f})" for x, y in unseen), self.model_id)
 
     def __repr__(self) -> str:
         return f"ModelPlanner({str(self.onnx_path.parent)!r}, model={self.model_id!r}, provider={self.provider!r})"

@@ -114,6 +114,17 @@ class View:
             return np.ascontiguousarray(frame), camera.resized(S, S)
         return self.rectify(frame, camera, S), self.image_camera(S)
 
+    def unseen_corners(self, camera: CameraModel, workspace) -> list[tuple[float, float]]:
+        """The corners of ``workspace`` (x_min..y_max, metres) that ``camera`` does not see on the view's
+        plane: outside its image or behind it. The table view is black there, so a model plans blind."""
+        corners = [(x, y) for y in (workspace.y_max, workspace.y_min) for x in (workspace.x_min, workspace.x_max)]
+        pts = np.column_stack([np.array(corners), np.full(4, self.plane_z_m)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = camera.project(pts)
+        seen = ((camera.depth(pts) > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= camera.width)
+                & (uv[:, 1] >= 0) & (uv[:, 1] <= camera.height))
+        return [c for c, ok in zip(corners, seen) if not ok]
+
     def rectify(self, frame: np.ndarray, camera: CameraModel, S: int) -> np.ndarray:
         """The table view of ``frame`` (whose camera model is ``camera``, at the frame's size), S x S."""
         import cv2

@@ -200,6 +200,23 @@ def test_a_table_view_model_points_at_the_object_wherever_the_camera_is_mounted(
                           np.floor(grid.table_to_pixel(xy, z=view.plane_z_m)))
 
 
+def test_a_camera_that_misses_part_of_the_workspace_is_warned_about_once(tmp_path, caplog):
+    planner = ModelPlanner(write_model(tmp_path, view=View("table")))
+    # Low and close, looking at the far half: the near corners fall below the image.
+    cam = CameraModel.look_at((0.0, -0.25, 0.35), (0.0, 0.15, 0.0), fov_y_deg=40, width=640, height=480)
+    obs = Observation(scene_image(cam, (0.0, 0.15)), cam)
+    with caplog.at_level(logging.WARNING):
+        planner.plan(obs, "pick the red block")
+        planner.plan(obs, "pick the red block")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "(-0.30, -0.30), (+0.30, -0.30)" in warnings[0]
+    assert "check the camera's calibration" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        planner.plan(Observation(scene_image(camera(), (0.0, 0.15)), camera()), "pick the red block")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_the_table_view_is_the_table_seen_from_above():
     view, cam = View("table"), camera()
     frame = scene_image(cam, (0.15, 0.2), size_m=0.1)
