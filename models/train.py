@@ -38,6 +38,7 @@ import numpy as np
 from edgeagent.cpu import cpu_name, native_bf16
 from edgeagent.files import write_json_atomic, write_with_atomic
 from edgeagent.models.tokenizer import UNK, Tokenizer, build_vocab
+from edgeagent.models.view import View
 
 #: A first call is right when each point lies within this distance (m) of the expert's.
 POINT_TOLERANCE_M = 0.02
@@ -283,7 +284,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           val_fraction: float = 0.03, ckpt_every_s: float = 120.0, val_every: int = 0, threads: int = 2, bf16: bool | None = None,
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
-          policy: str | Path | None = None, policy_share: float | None = None, view: str | None = None) -> Path:
+          policy: str | Path | None = None, policy_share: float | None = None, view: str | View | None = None) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -305,8 +306,9 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     ``policy`` (an exported model folder, usually of the ``init`` model) drives ``policy_share`` (default
     ``dataset.POLICY_SHARE``) of the generated episodes, the expert labelling every state it reaches (DAgger; see ``dataset``).
 
-    ``view`` ("camera" or "table", models/view.py) is what the model sees of a frame; default the init's,
-    else "camera". A fine-tune keeps its init's view, and data of another view is refused.
+    ``view`` ("camera", "table" or a ``View``, models/view.py) is what the model sees of a frame; default
+    the init's, else "camera". A fine-tune keeps its init's kind of view (a ``View`` may change a table
+    view's square), and data of another view is refused.
 
     ``confidence_per_family`` > 0 ends the run by refitting the confidence head on that many closed-loop
     rollouts per family (``confidence.refit_confidence``); the command line does so by default.
@@ -316,7 +318,6 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     from edgeagent.errors import ConfigError
     from edgeagent.models import dataset as ds
     from edgeagent.models.net import NetConfig, PlannerNet, count_params
-    from edgeagent.models.view import View
 
     t_start = time.time()
     out = Path(out_dir)
@@ -332,10 +333,13 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         layers = sizes.layers if layers is None else layers
     elif layers is None:
         layers = DEFAULT_LAYERS
-    seen = View.from_dict(start.get("view")) if start is not None else View(view or "camera")
-    if view is not None and view != seen.kind:
-        raise ConfigError(f"--view {view}: {init} was trained on the {seen.kind} view and a fine-tune keeps it "
+    asked = view if isinstance(view, View) or view is None else View(view)
+    seen = View.from_dict(start.get("view")) if start is not None else (asked or View())
+    if asked is not None and asked.kind != seen.kind:
+        raise ConfigError(f"--view {asked.kind}: {init} was trained on the {seen.kind} view and a fine-tune keeps it "
                           f"(drop --view, or train afresh without --init)")
+    if isinstance(view, View):
+        seen = view
     if (policy is not None or policy_share is not None) and data_dir is not None:
         raise ConfigError(f"--policy drives episodes while data is generated; it cannot be combined with "
                           f"--data {data_dir} (drop one)")
@@ -347,9 +351,11 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
                                 view=seen)
     data = ds.load_dataset(data_dir)
     meta = data["meta"]
-    if View.from_dict(meta.get("view")) != seen:
-        raise ConfigError(f"{data_dir}: data was made in the {View.from_dict(meta.get('view')).kind} view but "
-                          f"training is in the {seen.kind} view; regenerate the data (or pass --view to match)")
+    made = View.from_dict(meta.get("view"))
+    if made != seen:
+        what = ((made.kind, seen.kind) if made.kind != seen.kind else (made.to_dict(), seen.to_dict()))
+        raise ConfigError(f"{data_dir}: data was made in the {what[0]} view but training is in the {what[1]} "
+                          "view; regenerate the data (or pass --view to match)")
     if (meta["S"], meta["G"], meta["K"]) != (S, G, K):
         raise ConfigError(f"{data_dir}: data was made for S={meta['S']}, G={meta['G']}, K={meta['K']} but "
                           f"training asks for S={S}, G={G}, K={K}; regenerate the data or match the sizes")
@@ -610,6 +616,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--view", choices=("camera", "table"), default=None,
                    help="what the model sees of a frame (models/view.py): the frame squeezed to S x S, or the table "
                         "rectified top-down through the camera model (default: --init's view, else camera)")
+    p.add_argument("--view-extent", type=float, default=None, metavar="M",
+                   help="table view: half the side of the square of table shown, metres (default 0.34)")
+    p.add_argument("--view-centre", default=None, metavar="X,Y",
+                   help="table view: the table point at the view's centre, metres (default 0,0)")
     p.add_argument("--policy", default=None, metavar="MODEL_DIR",
                    help="an exported model (e.g. of --init) that drives --policy-share of the generated episodes, "
                         "the expert labelling the states it reaches, so the data shows the model's own mistakes")
@@ -674,6 +684,28 @@ def family_weights(text: str | None, families: list[str] | None) -> dict[str, fl
     return {f: w for f, w in DEFAULT_FAMILY_WEIGHTS.items() if families is None or f in families} or None
 
 
+def view_arg(args: argparse.Namespace):
+    """``--view`` with ``--view-extent`` / ``--view-centre``: a kind, a table ``View``, or None (the init's)."""
+    from edgeagent.errors import ConfigError
+
+    if args.view_extent is None and args.view_centre is None:
+        return args.view
+    if args.view != "table":
+        raise ConfigError("--view-extent and --view-centre shape the table view; add --view table")
+    geometry: dict = {}
+    if args.view_extent is not None:
+        geometry["half_extent_m"] = args.view_extent
+    if args.view_centre is not None:
+        try:
+            geometry["centre_m"] = tuple(float(v) for v in args.view_centre.split(","))
+        except ValueError:
+            raise ConfigError(f"--view-centre {args.view_centre!r}: give X,Y in metres, e.g. 0,0.06") from None
+    try:
+        return View("table", **geometry)
+    except ValueError as exc:
+        raise ConfigError(f"--view-extent/--view-centre: {exc}") from None
+
+
 def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     weights = family_weights(args.family_weights, families)
@@ -683,7 +715,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=args.bf16,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
           confidence_per_family=args.confidence_per_family, policy=args.policy, policy_share=args.policy_share,
-          view=args.view, command=command)
+          view=view_arg(args), command=command)
     return 0
 
 

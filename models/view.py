@@ -49,6 +49,9 @@ class View:
     half_extent_m: float = 0.34
     # Table view only: height (m) of the plane the frame is rectified on.
     plane_z_m: float = 0.02
+    # Table view only: the table point (x, y, metres) at the centre of the view. Anything above the
+    # plane is seen displaced away from the camera, so a view can reach further on the far side.
+    centre_m: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,12 +60,15 @@ class View:
             raise ValueError(f"view half_extent_m {self.half_extent_m} must be in [0.05, 2.0] metres")
         if not -0.5 <= self.plane_z_m <= 0.5:
             raise ValueError(f"view plane_z_m {self.plane_z_m} must be in [-0.5, 0.5] metres")
+        if len(self.centre_m) != 2 or not all(-1.0 <= c <= 1.0 for c in self.centre_m):
+            raise ValueError(f"view centre_m {self.centre_m} must be two numbers in [-1, 1] metres")
 
     # -- manifest form -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "camera":
             return {"kind": "camera"}
-        return {"kind": self.kind, "half_extent_m": self.half_extent_m, "plane_z_m": self.plane_z_m}
+        return {"kind": self.kind, "half_extent_m": self.half_extent_m, "plane_z_m": self.plane_z_m,
+                "centre_m": list(self.centre_m)}
 
     @staticmethod
     def from_dict(d: Mapping[str, Any] | None) -> "View":
@@ -71,9 +77,10 @@ class View:
             return View()
         if not isinstance(d, Mapping):
             raise ValueError(f"view must be an object like {{\"kind\": \"table\"}}, got {d!r:.40}")
-        unknown = sorted(set(d) - {"kind", "half_extent_m", "plane_z_m"})
+        unknown = sorted(set(d) - {"kind", "half_extent_m", "plane_z_m", "centre_m"})
         if unknown:
-            raise ValueError(f"view has an unknown key {unknown[0]!r} (known: kind, half_extent_m, plane_z_m)")
+            raise ValueError(f"view has an unknown key {unknown[0]!r} (known: kind, half_extent_m, plane_z_m, "
+                             "centre_m)")
         kw: dict[str, Any] = {"kind": d.get("kind", "camera")}
         for key in ("half_extent_m", "plane_z_m"):
             if key in d:
@@ -81,12 +88,18 @@ class View:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ValueError(f"view {key} must be a number (metres), got {v!r:.20}")
                 kw[key] = float(v)
+        if "centre_m" in d:
+            c = d["centre_m"]
+            if (not isinstance(c, (list, tuple)) or len(c) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c)):
+                raise ValueError(f"view centre_m must be [x, y] in metres, got {c!r:.30}")
+            kw["centre_m"] = (float(c[0]), float(c[1]))
         return View(**kw)
 
     # -- the model's input -----------------------------------------------------------------------
     def image_camera(self, S: int) -> CameraModel:
-        """Table view: the virtual top-down camera of the S x S image (pixel u = 0 at x = -half_extent_m,
-        v = 0 at y = +half_extent_m, on the plane ``plane_z_m``)."""
+        """Table view: the virtual top-down camera of the S x S image (pixel u = 0 at x = cx - half_extent_m,
+        v = 0 at y = cy + half_extent_m, on the plane ``plane_z_m``, where (cx, cy) is ``centre_m``)."""
         if self.kind != "table":
             raise ValueError("only the table view has a camera of its own; the camera view uses the robot's")
         h = _VIRTUAL_HEIGHT_M
@@ -94,7 +107,8 @@ class View:
         K = ((f, 0.0, S / 2), (0.0, f, S / 2), (0.0, 0.0, 1.0))
         # Camera axes in the table frame: x right = +x, y down the image = -y, forward = down (-z).
         R = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
-        return CameraModel(S, S, K, R, (0.0, 0.0, h))
+        cx, cy = self.centre_m
+        return CameraModel(S, S, K, R, (-cx, cy, h))
 
     def model_input(self, frame: np.ndarray, camera: CameraModel, S: int) -> tuple[np.ndarray, CameraModel]:
         """A BGR frame (H x W x 3 uint8, any size) and its camera model -> ``(image, camera_of_image)``:

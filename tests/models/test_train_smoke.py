@@ -258,3 +258,11 @@ def test_a_table_view_run_exports_a_table_view_model_and_fine_tunes_keep_it(tmp_
     # A fine-tune keeps the view; asking it for another is refused, naming both.
     with pytest.raises(ConfigError, match="--view camera: .* trained on the table view"):
         train(tmp_path / "tune", data_dir=data, steps=1, init=final, view="camera", **TINY)
+    # It may widen a table view's square, on data made in the wider view (the old data is refused).
+    wide = View("table", half_extent_m=0.42, centre_m=(0.0, 0.05))
+    with pytest.raises(ConfigError, match="regenerate the data"):
+        train(tmp_path / "wide", data_dir=data, steps=1, init=final, view=wide, **TINY)
+    ds.generate_dataset(tmp_path / "wide-data", families=["pick-place-block"], scenarios=2, seed=4, S=48, G=6, K=3,
+                        workers=1, progress=False, view=wide)
+    tuned = train(tmp_path / "wide", data_dir=tmp_path / "wide-data", steps=1, init=final, view=wide, **TINY)
+    assert View.from_dict(torch.load(tuned, weights_only=True)["view"]) == wide
