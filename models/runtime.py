@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-import cv2
 import numpy as np
 
 from edgeagent.camera import CameraModel
@@ -28,6 +27,8 @@ log = logging.getLogger(__name__)
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 #: How many distinct instructions keep their token ids cached (a closed loop repeats one instruction).
 _TOKEN_CACHE = 64
+#: How many camera models a table-view planner remembers having checked (a robot has one or two).
+_CAMERA_CACHE = 8
 
 
 def default_model_dir(precision: str = "int8") -> Path:
@@ -146,7 +147,7 @@ class ModelPlanner:
         self.tokenizer = Tokenizer(list(self.manifest.vocab), self.manifest.T)
         self.model_id = self.manifest.model_id
         self._tokens: dict[str, np.ndarray] = {}
-        # Camera models already checked for the table view (a robot has one or two; bounded anyway).
+        # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
@@ -184,7 +185,7 @@ class ModelPlanner:
 
     def _check_camera(self, camera: CameraModel) -> None:
         """Warn, once per camera model, when the table view this model reads would miss part of the workspace."""
-        if len(self._cameras) >= _TOKEN_CACHE:
+        if len(self._cameras) >= _CAMERA_CACHE:
             self._cameras.clear()
         self._cameras.add(camera)
         unseen = self.manifest.view.unseen_corners(camera, self.registry.workspace)
