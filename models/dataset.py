@@ -248,9 +248,9 @@ class _Recorder:
 
     def add(self, image, camera, world, text, calls, scenario: int, family: str, step: int) -> None:
         S, G, K, A = self.S, self.G, self.K, self.A
-        if self.view.kind != "camera":
-            # Labels are made through the camera of the model's image, so they follow the view.
-            image, camera = self.view.model_input(image, camera, S)
+        # The model's image, as the runtime makes it; labels go through that image's camera, so they
+        # follow the view.
+        image, camera = self.view.model_input(image, camera, S)
         prims = np.zeros(K, np.int64)
         objects = np.full((K, A), -1, np.int64)
         cells = np.full((K, A), -1, np.int64)
@@ -264,8 +264,7 @@ class _Recorder:
                 points[k, a] = xy
                 # Later slots use today's scene too: approximate, but only an auxiliary target.
                 objects[k, a] = target_object(world, call.primitive, xy)
-        small = image if image.shape[:2] == (S, S) else cv2.resize(image, (S, S), interpolation=cv2.INTER_AREA)
-        for key, val in (("images", small), ("texts", text), ("prims", prims), ("cells", cells),
+        for key, val in (("images", image), ("texts", text), ("prims", prims), ("cells", cells),
                          ("offsets", offsets), ("points", points),
                          ("s_to_table", s_to_table_matrix(camera, S).astype(np.float32)),
                          ("objects", objects), ("patch_objects", patch_objects(world, camera, S, G)),

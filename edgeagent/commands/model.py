@@ -182,7 +182,8 @@ def run_info(args) -> int:
         f"{len(m.vocab)} words",
         "view        " + ("the frame squeezed to S x S" if m.view.kind == "camera" else
                           f"the table top-down, {2 * m.view.half_extent_m:g} m square rectified on z = "
-                          f"{m.view.plane_z_m:g} m through the camera model"),
+                          f"{m.view.plane_z_m:g} m through the camera model, centred on "
+                          f"({m.view.centre_m[0]:g}, {m.view.centre_m[1]:g})"),
         "primitives  " + ", ".join(f"{p.name}({', '.join(p.args)})" for p in m.primitives),
         f"threshold   confidence >= {m.confidence_threshold:g}",
     ]
