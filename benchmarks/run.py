@@ -39,6 +39,7 @@ FIGURES = {
     "service": ("bench_offload", "fig_service", "plan request over ZeroMQ, offload round trip and throughput"),
     "startup": ("bench_onboard", "fig_startup", "service start to first answer and peak RSS"),
     "scaling": ("bench_scaling", "fig_scaling", "latency against resolution, blocks in the scene, plan slots"),
+    "train": ("bench_train", "fig_train", "one training step at 1 and 2 threads, its work and the steps in an hour"),
 }
 RUN_IS = ("A run is a batch of repetitions of one call; the run's sample is the median time per call over the "
           "batch (for throughput: plans per second over one window; for success: one closed-loop evaluation). "
