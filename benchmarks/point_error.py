@@ -4,7 +4,9 @@ table view displaces a held block: the figures of models/README.md, "The table v
 For each pick-place-block scenario of a scenario file (goal ``on: [A, B]``):
 - first plan: the distance of its pick point from the nearest block, and of its place point (slot 1)
   from the nearest block;
-- after a pick: the expert picks A, the model plans again; the distance of its place point from B.
+- after a pick: the expert picks A, the model plans again; the distance of its place point from B, and
+  for a place more than 5 cm off, its distance from where the held block shows in the image (read on
+  the plane the model's points are read on: is the miss a confusion with the lifted block?).
 Then, with no model: where the rectified table view shows a block carried at the arm's travel height,
 over a grid of the workspace (models/view.py rectifies on one plane; anything above it moves).
 
@@ -24,10 +26,11 @@ def errors(model_dir: str, scenarios, goals: dict, count: int) -> dict[str, np.n
     ``goals`` maps each scenario's name to its goal as written in the file."""
     from edgeagent.models.runtime import ModelPlanner
     from edgeagent.sim.robot import SimRobot
+    from edgeagent.sim.world import BLOCK_SIZE
     from edgeagent.types import Call
 
     planner = ModelPlanner(model_dir)
-    out: dict[str, list[float]] = {"pick": [], "place": [], "place_after_pick": []}
+    out: dict[str, list[float]] = {"pick": [], "place": [], "place_after_pick": [], "missed_place_from_held_image": []}
     done = 0
     for sc in scenarios:
         goal = goals[sc.name][0] if isinstance(goals[sc.name], list) else goals[sc.name]
@@ -45,10 +48,18 @@ def errors(model_dir: str, scenarios, goals: dict, count: int) -> dict[str, np.n
                 out[key].append(min(float(np.hypot(*(p - (b.x, b.y)))) for b in world.blocks.values()))
         block = world.blocks[held]
         robot.execute(Call("pick", {"at": (block.x, block.y)}))
-        plan = planner.plan(robot.observe(), sc.instruction)
+        obs = robot.observe()
+        plan = planner.plan(obs, sc.instruction)
         if plan.calls and plan.calls[0].primitive == "place":
-            t = world.blocks[target]
-            out["place_after_pick"].append(float(np.hypot(*(np.asarray(plan.calls[0].args["at"]) - (t.x, t.y)))))
+            t, p = world.blocks[target], np.asarray(plan.calls[0].args["at"])
+            out["place_after_pick"].append(float(np.hypot(*(p - (t.x, t.y)))))
+            if out["place_after_pick"][-1] > 0.05:
+                # A place that missed: how far from where the held block shows in the image (its
+                # centre seen through the camera, read on the plane the model's points are read on).
+                gx, gy, gz = world.gripper
+                seen = obs.camera.pixel_to_table(obs.camera.project(np.array([[gx, gy, gz - BLOCK_SIZE / 2]])),
+                                                 z=planner.manifest.view.plane_z_m)[0]
+                out["missed_place_from_held_image"].append(float(np.hypot(*(p - seen))))
         done += 1
         if done >= count:
             break
@@ -87,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}:")
         for key, v in e.items():
             if len(v):
-                print(f"  {key:17s} n={len(v):3d}  median {1000 * np.median(v):6.1f} mm  p90 {1000 * np.quantile(v, 0.9):6.1f} mm"
+                print(f"  {key:28s} n={len(v):3d}  median {1000 * np.median(v):6.1f} mm  p90 {1000 * np.quantile(v, 0.9):6.1f} mm"
                       f"  > 5 cm: {int((v > 0.05).sum())}")
     d, out = held_block_displacement()
     print(f"table view, a block held at travel height: displaced {100 * np.median(d):.1f} cm (median), "
