@@ -31,6 +31,7 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
 
     from edgeagent.models.export import load_checkpoint
     from edgeagent.models.train import save_atomic
+    from edgeagent.models.view import View
 
     if len(paths) < 2:
         raise ModelError("averaging needs at least two checkpoints (fine-tunes of one model)")
@@ -42,10 +43,15 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path,
     cks = [load_checkpoint(p) for p in paths]
     first = cks[0]
     for path, ck in zip(paths[1:], cks[1:]):
-        for key in ("vocab", "primitives", "view"):
+        for key in ("vocab", "primitives"):
             if ck.get(key) != first.get(key):
                 raise ModelError(f"{path}: its {key} differs from {paths[0]}'s; only fine-tunes of one model "
                                  "(edgeagent model train --init) can be averaged")
+        # A checkpoint from before views were recorded has none: it is the camera view.
+        view, first_view = View.from_dict(ck.get("view")), View.from_dict(first.get("view"))
+        if view != first_view:
+            raise ModelError(f"{path}: it reads the {view.describe()}, {paths[0]} the {first_view.describe()}; "
+                             "only fine-tunes of one model in one view can be averaged")
         if ck["config"].get("layers", 0) > first["config"].get("layers", 0):
             raise ModelError(f"{path} has {ck['config']['layers']} transformer layers, {paths[0]} "
                              f"{first['config'].get('layers')}: the first checkpoint decides the network, so "

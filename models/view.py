@@ -70,6 +70,14 @@ class View:
         return {"kind": self.kind, "half_extent_m": self.half_extent_m, "plane_z_m": self.plane_z_m,
                 "centre_m": list(self.centre_m)}
 
+    def describe(self) -> str:
+        """What the model sees, in words (``model info``, error messages)."""
+        if self.kind == "camera":
+            return "camera view (the frame squeezed to S x S)"
+        return (f"table view (the table top-down, {2 * self.half_extent_m:g} m square rectified on z = "
+                f"{self.plane_z_m:g} m through the camera model, centred on ({self.centre_m[0]:g}, "
+                f"{self.centre_m[1]:g}))")
+
     @staticmethod
     def from_dict(d: Mapping[str, Any] | None) -> "View":
         """Parse the manifest / checkpoint form; ``None`` (files older than views) is the camera view."""

@@ -180,10 +180,7 @@ def run_info(args) -> int:
         f"provider    {planner.provider}" + _int8_note(m.precision, planner.provider),
         f"sizes       S={m.S} T={m.T} K={m.K} G={m.G} A={m.A}, {m.cycles} refinement cycle(s), "
         f"{len(m.vocab)} words",
-        "view        " + ("the frame squeezed to S x S" if m.view.kind == "camera" else
-                          f"the table top-down, {2 * m.view.half_extent_m:g} m square rectified on z = "
-                          f"{m.view.plane_z_m:g} m through the camera model, centred on "
-                          f"({m.view.centre_m[0]:g}, {m.view.centre_m[1]:g})"),
+        f"view        {m.view.describe()}",
         "primitives  " + ", ".join(f"{p.name}({', '.join(p.args)})" for p in m.primitives),
         f"threshold   confidence >= {m.confidence_threshold:g}",
     ]

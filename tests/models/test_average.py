@@ -68,6 +68,21 @@ def test_refuses_checkpoints_of_different_networks(two, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_a_checkpoint_from_before_views_averages_with_its_camera_view_fine_tune(two, tmp_path):
+    # The shipped checkpoint predates views (no "view": the camera view); a fine-tune of it records
+    # {"kind": "camera"}. They are one model in one view.
+    a, b = two
+    ck = load_checkpoint(b)
+    assert "view" not in load_checkpoint(a)
+    save_atomic({**ck, "view": {"kind": "camera"}}, tmp_path / "cam.pt")
+    average_checkpoints([a, tmp_path / "cam.pt"], tmp_path / "mean.pt")
+    assert (tmp_path / "mean.pt").is_file()
+    save_atomic({**ck, "view": {"kind": "table"}}, tmp_path / "table.pt")
+    with pytest.raises(ModelError, match=r"table\.pt: it reads the table view .* the camera view"):
+        average_checkpoints([a, tmp_path / "table.pt"], tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_fine_tune_grown_by_a_layer_averages_with_the_model_it_grew_from(two, tmp_path):
     from edgeagent.models.net import NetConfig, PlannerNet
     from edgeagent.models.train import _grow
