@@ -71,6 +71,10 @@ HEATMAP_SIGMA = 0.6
 _DROPPABLE = ("a", "the", "that", "is", "which", "please", "it", "and", "to")
 
 
+#: Steps after which training checks whether the time cap will cut it short (and says so).
+CAP_CHECK_STEPS = 30
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -470,6 +474,10 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
             line = (f"step {step}/{steps}  loss {smooth['loss']:.3f}  first-call right {smooth['right']:.3f}  "
                     f"{rate:.0f} samples/s  ETA {_hms(eta)}")
             say(("\r" + line + "\033[K") if sys.stderr.isatty() else line + "\n")
+        if deadline is not None and step - step0 == CAP_CHECK_STEPS:
+            note = cap_warning(step, steps, (step - step0) / max(1e-9, now - t_loop), deadline - now, minutes)
+            if note:
+                _log(("\n" if sys.stderr.isatty() else "") + note)
         if val_every and step % val_every == 0 and len(val_rows):
             _swap(params, avg)
             v = evaluate_first_call(net, plain, val_rows, cfg, [cycles])[str(cycles)]
@@ -543,6 +551,17 @@ def _swap(params: list, avg: list | None) -> None:
             tmp = p.detach().clone()
             p.copy_(a)
             a.copy_(tmp)
+
+
+def cap_warning(step: int, steps: int, steps_per_s: float, seconds_left: float, minutes: float) -> str | None:
+    """What to tell the user when the time cap will stop training short of ``steps``; None when it will not."""
+    reach = step + int(steps_per_s * max(0.0, seconds_left))
+    if reach >= steps:
+        return None
+    need = (steps - step) / max(steps_per_s, 1e-9) / 60.0
+    return (f"note: at {steps_per_s:.2f} steps/s the {minutes:g}-minute cap stops training near step {reach:,} of "
+            f"{steps:,} ({reach / steps:.0%}); fewer steps give a weaker planner (models/README.md, \"The one-hour "
+            f"run\"). To train them all, pass --minutes 0 (about {need:.0f} more minutes here) or fewer --steps.")
 
 
 def _validation_mask(scenario: np.ndarray, family: np.ndarray, fraction: float) -> np.ndarray:

@@ -266,3 +266,20 @@ def test_a_table_view_run_exports_a_table_view_model_and_fine_tunes_keep_it(tmp_
                         workers=1, progress=False, view=wide)
     tuned = train(tmp_path / "wide", data_dir=tmp_path / "wide-data", steps=1, init=final, view=wide, **TINY)
     assert View.from_dict(torch.load(tuned, weights_only=True)["view"]) == wide
+
+
+def test_cap_warning_says_where_the_time_cap_stops_training_and_what_to_do():
+    # 2 steps/s with 1,000 s left reaches step 2,100 of 8,000: say so, with both ways out.
+    note = train_mod.cap_warning(100, 8000, 2.0, 1000.0, 56)
+    assert "56-minute cap stops training near step 2,100 of 8,000 (26%)" in note
+    assert "--minutes 0 (about 66 more minutes here)" in note and "--steps" in note
+    assert train_mod.cap_warning(100, 2000, 2.0, 1000.0, 56) is None  # every step fits
+
+
+def test_a_run_the_cap_will_cut_short_says_so_early(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.setattr(train_mod, "CAP_CHECK_STEPS", 2)
+    train(tmp_path / "run", data_dir=data_dir, steps=10**7, seed=1, minutes=0.1, **TINY)
+    err = capsys.readouterr().err
+    assert "0.1-minute cap stops training near step" in err and "of 10,000,000" in err
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["stopped_early_by_time_budget"] is True
