@@ -21,10 +21,10 @@ import sys
 import numpy as np
 
 
-def errors(model_dir: str, scenarios, goals: dict, count: int) -> dict[str, np.ndarray]:
-    """Point errors (m) of the model in ``model_dir`` on the first ``count`` pick-place-block scenarios;
-    ``goals`` maps each scenario's name to its goal as written in the file."""
+def errors(model_dir: str, scenarios, count: int) -> dict[str, np.ndarray]:
+    """Point errors (m) of the model in ``model_dir`` on the first ``count`` pick-place-block scenarios."""
     from edgeagent.models.runtime import ModelPlanner
+    from edgeagent.sim.goals import goal_to_yaml
     from edgeagent.sim.robot import SimRobot
     from edgeagent.sim.world import BLOCK_SIZE
     from edgeagent.types import Call
@@ -33,9 +33,9 @@ def errors(model_dir: str, scenarios, goals: dict, count: int) -> dict[str, np.n
     out: dict[str, list[float]] = {"pick": [], "place": [], "place_after_pick": [], "missed_place_from_held_image": []}
     done = 0
     for sc in scenarios:
-        goal = goals[sc.name][0] if isinstance(goals[sc.name], list) else goals[sc.name]
-        # YAML 1.1 reads the key ``on`` as True (the scenario loader accepts both).
-        pair = goal.get("on", goal.get(True)) if isinstance(goal, dict) else None
+        goal = goal_to_yaml(sc.goal)
+        goal = goal[0] if isinstance(goal, list) and len(goal) == 1 else goal
+        pair = goal.get("on") if isinstance(goal, dict) else None
         if sc.family != "pick-place-block" or not pair:
             continue
         held, target = (name.split()[0] for name in pair)
@@ -86,15 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", default="sim/scenarios/calibration.yaml")
     p.add_argument("--count", type=int, default=60, help="pick-place-block scenarios per model")
     args = p.parse_args(argv)
-    import yaml
-
     from edgeagent.sim.scenario import load_scenarios
 
     scenarios = load_scenarios([args.scenarios])
-    with open(args.scenarios) as f:
-        goals = {d["name"]: d["goal"] for d in yaml.safe_load(f)}
     for model in args.models:
-        e = errors(model, scenarios, goals, args.count)
+        e = errors(model, scenarios, args.count)
         print(f"{model}:")
         for key, v in e.items():
             if len(v):

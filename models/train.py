@@ -357,9 +357,8 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
     meta = data["meta"]
     made = View.from_dict(meta.get("view"))
     if made != seen:
-        what = ((made.kind, seen.kind) if made.kind != seen.kind else (made.to_dict(), seen.to_dict()))
-        raise ConfigError(f"{data_dir}: data was made in the {what[0]} view but training is in the {what[1]} "
-                          "view; regenerate the data (or pass --view to match)")
+        raise ConfigError(f"{data_dir}: data was made in the {made.describe()} but training is in the "
+                          f"{seen.describe()}; regenerate the data (or pass --view to match)")
     if (meta["S"], meta["G"], meta["K"]) != (S, G, K):
         raise ConfigError(f"{data_dir}: data was made for S={meta['S']}, G={meta['G']}, K={meta['K']} but "
                           f"training asks for S={S}, G={G}, K={K}; regenerate the data or match the sizes")
