@@ -431,6 +431,28 @@ def test_canonical_line_keeps_blocks_already_on_the_fixed_line():
     assert done[1].args["at"] == (0.0, 0.0)
 
 
+def test_canonical_line_leaves_a_wide_berth_around_a_block_between_slots():
+    # Red stays (it lies on y = 0) between the slots at -0.05 and -0.1. The centre slot is 6.2 cm
+    # from it: clear of the gap, but a planner reading that distance from a 96-pixel image could
+    # misjudge it by a pixel (2 cm) and stack onto red, so the centre slot is not used.
+    world = World.from_scene([("red", (-0.062, 0.0)), ("green", (0.2, -0.2)), ("blue", (-0.2, 0.2))],
+                             [("gray", (0.15, 0.2))])
+    goal = goal_of(world, [{"line": ["horizontal", "all blocks"]}])
+    placed = [c.args["at"] for c in run_canonical(world, goal) if c.primitive == "place"]
+    assert len(placed) == 2 and (0.0, 0.0) not in placed
+    assert all(abs(x + 0.062) >= 0.065 for x, _ in placed), placed
+
+
+def test_canonical_line_packs_slots_next_to_blocks_it_put_on_slots():
+    # Blocks already on slots keep only the usual gap: a half-slot 5 cm from one is still free.
+    world = World.from_scene([("red", (0.0, 0.0)), ("green", (-0.1, 0.0)), ("blue", (0.1, 0.0)),
+                              ("pink", (0.2, 0.0)), ("cyan", (0.2, 0.2))],
+                             [("gray", (-0.2, 0.0))])
+    goal = goal_of(world, [{"line": ["horizontal", "all blocks"]}])
+    placed = [c.args["at"] for c in run_canonical(world, goal) if c.primitive == "place"]
+    assert placed == [(-0.05, 0.0)]
+
+
 def test_canonical_line_moves_off_a_bowl_on_the_centre_line():
     # Bowls along y = 0 leave no room there for three blocks: the next line (y = 0.1).
     world = World.from_scene([("red", (-0.2, -0.2)), ("green", (0.0, -0.12)), ("blue", (0.2, -0.25))],
