@@ -450,7 +450,7 @@ def test_canonical_line_packs_slots_next_to_blocks_it_put_on_slots():
                              [("gray", (-0.2, 0.0))])
     goal = goal_of(world, [{"line": ["horizontal", "all blocks"]}])
     placed = [c.args["at"] for c in run_canonical(world, goal) if c.primitive == "place"]
-    assert placed == [(-0.05, 0.0)]
+    assert placed == [(0.05, 0.0)]  # the half-slot first in the fill order
 
 
 def test_canonical_line_moves_off_a_bowl_on_the_centre_line():
