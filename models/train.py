@@ -153,7 +153,7 @@ def plan_loss(outs, batch, cfg, *, cycle_weights=None):
     import torch
     import torch.nn.functional as F
 
-    B, K, A, G = batch["prims"].shape[0], cfg.K, cfg.A, cfg.G
+    B, K, G = batch["prims"].shape[0], cfg.K, cfg.G
     prims, cells, offsets = batch["prims"], batch["cells"], batch["offsets"]
     valid = cells >= 0  # [B, K, A]
     # True point in grid units and the Gaussian cell target around it.
