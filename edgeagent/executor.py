@@ -104,6 +104,9 @@ class Executor:
             emit(Event(status, steps, message))
             return RunResult(status, steps, events, plans, error)
 
+        reset = getattr(self.planner, "reset", None)
+        if callable(reset):
+            reset()  # a planner that remembers things between plans starts this task afresh
         try:
             while True:
                 if cancel is not None and cancel.cancelled:

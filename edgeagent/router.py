@@ -197,6 +197,7 @@ class Router:
         self.margin_ms = margin_ms
         self.clock = clock
         self._local_lock = threading.Lock()
+        self._last_pick = None  # the first call of the last plan served, when it was a pick
         self._mode_fn = {"local": self._plan_local, "remote": self._plan_remote, "auto": self._plan_auto,
                          "hedge": self._plan_hedge}[mode]
         self.counts = {"local": 0, "remote": 0, "cache": 0, "fallback": 0}
@@ -233,7 +234,9 @@ class Router:
             sig = scene_signature(obs)
             hit = self.cache.get(instruction, obs, sig)
             timings["cache"] = (self.clock() - t0) * 1e3
-            if hit is not None:
+            # The same pick again, with nothing in the gripper: it just failed here. Replaying it from
+            # the cache would repeat the miss forever; the planner knows better (models/retry.py).
+            if hit is not None and not (obs.holding is None and hit.calls and hit.calls[0] == self._last_pick):
                 return self._finish(hit, t0, timings)
         plan = self._mode_fn(obs, instruction, deadline, t0, timings)
         if self.cache is not None and (plan.calls or plan.done) and (
@@ -245,6 +248,7 @@ class Router:
         total = (self.clock() - t0) * 1e3
         self.counts[plan.source] = self.counts.get(plan.source, 0) + 1
         self.last_reason = plan.reason
+        self._last_pick = plan.calls[0] if plan.calls and plan.calls[0].primitive == "pick" else None
         return plan.replace(latency_ms=total, timings_ms={**plan.timings_ms, **timings})
 
     def _local(self, obs: Observation, instruction: str, deadline: float, timings: dict[str, float]) -> Plan:
@@ -346,6 +350,13 @@ class Router:
                 self.threshold = _model_threshold(planner)
         if self.cache is not None:
             self.cache.clear()
+
+    def reset(self) -> None:
+        """A new task starts (``Executor.run``): the local planner forgets what it kept from the last one."""
+        self._last_pick = None
+        reset = getattr(self.local, "reset", None)
+        if callable(reset):
+            reset()
 
     # -- introspection -------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

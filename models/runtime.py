@@ -20,6 +20,7 @@ import numpy as np
 from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, ModelError
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
+from edgeagent.models.retry import AFTER, NEAR, FailedPicks
 from edgeagent.types import Call, Observation, Plan
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,34 @@ def _slot_points(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: 
     return xy.reshape(n, -1, 2)
 
 
+def next_best_point(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
+                    image_size: tuple[int, int], registry, avoid: list[tuple[float, float]],
+                    near: float) -> Call | None:
+    """The pick of slot 0 moved to the model's best other spot: the highest-scoring cell of slot 0's
+    first point argument whose point lies ``near`` (m, along an axis) or more from every point in
+    ``avoid`` (where picks failed) and validates as a pick; None when no cell does."""
+    G = manifest.G
+    logits = np.asarray(outputs["point_logits"])[0, 0, 0]  # [G*G]
+    offsets = np.clip(np.asarray(outputs["point_offset"])[0, 0, 0], 0.0, 1.0)  # [G*G, 2]
+    rows, cols = np.divmod(np.arange(G * G), G)
+    W, H = image_size
+    uv = np.stack([(cols + offsets[:, 0]) * (W / G), (rows + offsets[:, 1]) * (H / G)], axis=-1)
+    cam = camera if (camera.width, camera.height) == (W, H) else camera.resized(W, H)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = cam.pixel_to_table(uv)
+    far = np.ones(len(xy), bool)
+    for p in avoid:
+        far &= np.abs(xy - np.asarray(p)).max(axis=1) >= near
+    for c in np.argsort(-logits, kind="stable"):
+        if not far[c] or not np.isfinite(xy[c]).all():
+            continue
+        try:
+            return registry.validate(Call("pick", {"at": (float(xy[c, 0]), float(xy[c, 1]))}))
+        except CallError:
+            continue
+    return None
+
+
 def engine_file(onnx_path: Path, engine: str) -> Path:
     """What ``engine`` loads for a model folder: the ONNX file, or ``planner.engine`` beside it for TensorRT."""
     if engine != "tensorrt":
@@ -125,10 +154,13 @@ class ModelPlanner:
     ``model_dir`` is a folder (or its ``planner.onnx``). ``backend`` overrides the engine (anything with
     ``provider`` and ``run(feeds)``); otherwise ``engine`` ("onnxruntime" or "tensorrt", see
     ``jetson.backends.ENGINES``) builds one, and ``provider_config`` (a ``jetson.providers.ProviderConfig``)
-    orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default).
+    orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default). ``remember_failures`` (default on)
+    moves a pick that failed twice at one spot to the model's next-best spot (models/retry.py); turn it
+    off where one planner serves several robots.
     """
 
-    def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime"):
+    def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime",
+                 remember_failures: bool = True):
         from edgeagent.models.tokenizer import Tokenizer
 
         if registry is None:
@@ -149,6 +181,9 @@ class ModelPlanner:
         self._tokens: dict[str, np.ndarray] = {}
         # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
+        # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py);
+        # off for a planner shared by several robots (the offload server), whose plans are not one task.
+        self.failed_picks = FailedPicks() if remember_failures else None
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
 
@@ -179,9 +214,37 @@ class ModelPlanner:
         t2 = time.perf_counter()
         S = self.manifest.S
         calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry)
+        if self.failed_picks is not None:
+            calls, notes = self._unless_failed(obs, instruction, outputs, camera, calls, notes)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
+
+    def _unless_failed(self, obs, instruction, outputs, camera, calls, notes):
+        """``(calls, notes)``, with a pick that failed ``AFTER`` times at this spot moved to the model's
+        next-best spot (models/retry.py)."""
+        self.failed_picks.observe(obs, instruction)
+        if not calls or calls[0].primitive != "pick":
+            return calls, notes
+        at = calls[0].args["at"]
+        avoid = self.failed_picks.avoid(at)
+        S = self.manifest.S
+        other = (next_best_point(outputs, self.manifest, camera, (S, S), self.registry, self.failed_picks.failed(), NEAR)
+                 if avoid else None)
+        if other is None:
+            self.failed_picks.proposed(at)
+            return calls, notes
+        new = other.args["at"]
+        log.info("pick at (%+.3f, %+.3f) failed %d times; trying the model's next-best spot (%+.3f, %+.3f)",
+                 at[0], at[1], AFTER, new[0], new[1])
+        self.failed_picks.proposed(new, instead_of=avoid)
+        return (other,), (f"pick at ({at[0]:+.3f}, {at[1]:+.3f}) failed {AFTER} times; trying the model's "
+                          f"next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
+
+    def reset(self) -> None:
+        """Start a new task: forget the failed picks of the last one (``Executor.run`` calls this)."""
+        if self.failed_picks is not None:
+            self.failed_picks.reset()
 
     def _check_camera(self, camera: CameraModel) -> None:
         """Warn, once per camera model, when the table view this model reads would miss part of the workspace."""
