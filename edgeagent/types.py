@@ -141,6 +141,10 @@ class Robot(Protocol):
 
 @runtime_checkable
 class Planner(Protocol):
-    """Turns an observation and an instruction into a Plan."""
+    """Turns an observation and an instruction into a Plan.
+
+    A planner that remembers something between the plans of one task (the model planner remembers
+    its failed picks) may also define ``reset()``: ``Executor.run`` calls it when a task starts.
+    """
 
     def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan: ...
