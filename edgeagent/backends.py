@@ -249,18 +249,14 @@ def build_robot(cfg: RobotServiceConfig, registry, camera=None) -> Robot:
     return robot
 
 
-def build_planner(p: PlannerConfig, registry, *, source_cfg=None, robot=None, where: str = "planner",
-                  shared: bool = False) -> Any:
-    """The configured planner: an ONNX model folder, the sim expert, or an import-path class.
-
-    ``shared``: the planner serves several robots (the offload server), so a model planner keeps no
-    memory between plans (see ``ModelPlanner``'s ``remember_failures``)."""
+def build_planner(p: PlannerConfig, registry, *, source_cfg=None, robot=None, where: str = "planner") -> Any:
+    """The configured planner: an ONNX model folder, the sim expert, or an import-path class."""
     if p.kind == "model":
         from edgeagent.models.runtime import ModelPlanner, default_model_dir
 
         folder = resolve(source_cfg, p.model) if source_cfg is not None else p.model
         return ModelPlanner(folder or default_model_dir(), registry=registry, provider_config=p.providers,
-                            engine=p.engine, remember_failures=not shared)
+                            engine=p.engine)
     if p.kind == "expert":
         from edgeagent.sim.expert import ExpertPlanner
 

@@ -143,6 +143,9 @@ class Executor:
                 idle = 0
                 emit(Event("step", steps, result.message, call=call, result=result))
                 if not result.ok:
+                    failed = getattr(self.planner, "call_failed", None)
+                    if callable(failed):
+                        failed(call)  # a planner that learns from misses (the model planner's picks)
                     emit(Event("replan", steps, f"{call.primitive} failed ({result.message}); looking again"))
         except Cancelled as exc:
             self.robot.stop()

@@ -197,7 +197,7 @@ class Router:
         self.margin_ms = margin_ms
         self.clock = clock
         self._local_lock = threading.Lock()
-        self._last_pick = None  # the first call of the last plan served, when it was a pick
+        self._failed: list = []  # calls of this task the robot could not carry out (``call_failed``)
         self._mode_fn = {"local": self._plan_local, "remote": self._plan_remote, "auto": self._plan_auto,
                          "hedge": self._plan_hedge}[mode]
         self.counts = {"local": 0, "remote": 0, "cache": 0, "fallback": 0}
@@ -234,9 +234,9 @@ class Router:
             sig = scene_signature(obs)
             hit = self.cache.get(instruction, obs, sig)
             timings["cache"] = (self.clock() - t0) * 1e3
-            # The same pick again, with nothing in the gripper: it just failed here. Replaying it from
-            # the cache would repeat the miss forever; the planner knows better (models/retry.py).
-            if hit is not None and not (obs.holding is None and hit.calls and hit.calls[0] == self._last_pick):
+            # A cached call that just failed here would be replayed forever: the planner knows better
+            # (the model planner moves a missed pick, models/retry.py).
+            if hit is not None and not (hit.calls and hit.calls[0] in self._failed):
                 return self._finish(hit, t0, timings)
         plan = self._mode_fn(obs, instruction, deadline, t0, timings)
         if self.cache is not None and (plan.calls or plan.done) and (
@@ -248,7 +248,6 @@ class Router:
         total = (self.clock() - t0) * 1e3
         self.counts[plan.source] = self.counts.get(plan.source, 0) + 1
         self.last_reason = plan.reason
-        self._last_pick = plan.calls[0] if plan.calls and plan.calls[0].primitive == "pick" else None
         return plan.replace(latency_ms=total, timings_ms={**plan.timings_ms, **timings})
 
     def _local(self, obs: Observation, instruction: str, deadline: float, timings: dict[str, float]) -> Plan:
@@ -353,10 +352,18 @@ class Router:
 
     def reset(self) -> None:
         """A new task starts (``Executor.run``): the local planner forgets what it kept from the last one."""
-        self._last_pick = None
+        self._failed.clear()
         reset = getattr(self.local, "reset", None)
         if callable(reset):
             reset()
+
+    def call_failed(self, call) -> None:
+        """The robot could not carry out ``call`` (``Executor.run``): never replay it from the cache in this
+        task, and tell the local planner."""
+        self._failed.append(call)
+        failed = getattr(self.local, "call_failed", None)
+        if callable(failed):
+            failed(call)
 
     # -- introspection -------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

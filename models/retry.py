@@ -2,20 +2,16 @@
 
 The planner is a pure function of the frame and the instruction, so when its pick point misses a
 block (it reads a far block's position a few centimetres off), the scene after the failed grasp looks
-the same and it proposes the same pick again, until the task runs out of steps. ``FailedPicks``
-notices that from the observations alone: the planner's last plan was a pick, and the gripper still
-holds nothing. After ``AFTER`` failures at one spot, the planner tries the model's best spot for that
-pick where no pick of this task has failed yet (``runtime.next_best_point``), once; the first spot is
-then allowed one more try before the next alternative, so a grasp that failed by chance at the right
-spot is tried again rather than given up, and a spot read wrongly costs one step per alternative.
-
-Nothing here needs the robot's feedback channel: a robot whose backend cannot tell what it holds
-(``holding`` unknown) simply gets the plain plans.
+the same and it proposes the same pick again, until the task runs out of steps. The executor tells
+the planner which calls failed (``call_failed``); after ``AFTER`` failures at one spot, the planner
+tries the model's best spot for that pick where no pick of this task has failed yet
+(``runtime.next_best_point``), once; the first spot then gets one more try before the next
+alternative, so a grasp that failed by chance at the right spot is tried again rather than given up,
+and a spot read wrongly costs one step per alternative. Plans that are never executed (a ``plan``
+request) change nothing.
 """
 
 from __future__ import annotations
-
-from edgeagent.types import UNKNOWN, Observation
 
 Point = tuple[float, float]
 
@@ -30,45 +26,32 @@ def _same(p: Point, q: Point) -> bool:
 
 
 class FailedPicks:
-    """Failed picks of the current task, inferred from consecutive observations (one robot, one task)."""
+    """Failed picks of the current task, as the executor reports them."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         """Forget everything (a new task; ``Executor.run`` calls the planner's ``reset``)."""
-        self._instruction: str | None = None
-        self._last: Point | None = None
         self._fails: dict[Point, int] = {}
 
-    def observe(self, obs: Observation, instruction: str) -> None:
-        """Account for the outcome of the last proposed pick, before planning ``obs``."""
-        if instruction != self._instruction or obs.holding is not None:
-            # Another task, or the gripper holds something (the pick worked, or the state is unknown).
-            self.reset()
-            self._instruction = instruction if obs.holding != UNKNOWN else None
-            return
-        if self._last is not None:
-            self._fails[self._last] = self._fails.get(self._last, 0) + 1
-        self._last = None
+    def failed(self, point: Point) -> None:
+        """A pick at ``point`` failed."""
+        key = next((p for p in self._fails if _same(p, point)), (float(point[0]), float(point[1])))
+        self._fails[key] = self._fails.get(key, 0) + 1
 
     def avoid(self, point: Point) -> list[Point]:
         """The spots near ``point`` where picks failed ``AFTER`` times or more (empty: pick there)."""
-        if self._instruction is None:
-            return []
         return [p for p, n in self._fails.items() if n >= AFTER and _same(p, point)]
 
-    def failed(self) -> list[Point]:
+    def spots(self) -> list[Point]:
         """Every spot where a pick of this task failed (the alternatives keep clear of them)."""
         return [p for p, n in self._fails.items() if n > 0]
 
-    def proposed(self, point: Point, *, instead_of: list[Point] = ()) -> None:
-        """The plan about to be returned picks at ``point`` (in place of the spots ``instead_of``)."""
-        if self._instruction is None:
-            return
+    def moved(self, instead_of: list[Point]) -> None:
+        """A pick went elsewhere instead of these spots: each gets one more try before the next alternative."""
         for p in instead_of:
-            self._fails[p] = AFTER - 1  # one more try there before the next alternative
-        self._last = next((p for p in self._fails if _same(p, point)), point)
+            self._fails[p] = AFTER - 1
 
     def failures(self) -> dict[Point, int]:
         """Failed picks per spot so far (for logs and tests)."""

@@ -21,7 +21,7 @@ from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, ModelError
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
 from edgeagent.models.retry import AFTER, NEAR, FailedPicks
-from edgeagent.types import Call, Observation, Plan
+from edgeagent.types import UNKNOWN, Call, Observation, Plan
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def model_input(image: np.ndarray, camera: CameraModel, manifest: Manifest) -> t
 
 
 def decode(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
-           image_size: tuple[int, int], registry) -> tuple[tuple[Call, ...], bool, float, str]:
+           image_size: tuple[int, int], registry, holding: str | None = UNKNOWN) -> tuple[tuple[Call, ...], bool, float, str]:
     """Model outputs -> ``(calls, done, confidence, notes)``; every returned call passed ``registry.validate``.
 
     Slot k's primitive is the argmax of ``prim_logits[0, k]``; END (index 0) ends the plan, and END in
@@ -62,8 +62,15 @@ def decode(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: Camera
     offset, scaled from the S x S model image to the ``image_size`` (W, H) frame and mapped onto the
     table plane through ``camera``. The first slot whose call fails validation ends the plan there;
     when that is slot 0 the plan has no calls, is not done, has confidence 0.0 and ``notes`` says why.
+    With ``holding`` known (None: the gripper is empty), slot 0 takes the highest-scoring primitive
+    whose preconditions that state meets (no ``place`` with an empty gripper): the robot would refuse
+    the other, and the same frame would only ask for it again.
     """
-    choice = np.asarray(outputs["prim_logits"])[0].argmax(axis=-1)
+    logits = np.asarray(outputs["prim_logits"])[0]
+    choice = logits.argmax(axis=-1)
+    if holding != UNKNOWN:
+        choice[0] = next(int(i) for i in np.argsort(-logits[0], kind="stable")
+                         if i == END or registry.unmet(manifest.primitives[int(i) - 1].name, holding) is None)
     raw = float(np.asarray(outputs["confidence"]).reshape(-1)[0])
     confidence = min(max(raw, 0.0), 1.0) if math.isfinite(raw) else 0.0
     if choice[0] == END:
@@ -155,8 +162,8 @@ class ModelPlanner:
     ``provider`` and ``run(feeds)``); otherwise ``engine`` ("onnxruntime" or "tensorrt", see
     ``jetson.backends.ENGINES``) builds one, and ``provider_config`` (a ``jetson.providers.ProviderConfig``)
     orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default). ``remember_failures`` (default on)
-    moves a pick that failed twice at one spot to the model's next-best spot (models/retry.py); turn it
-    off where one planner serves several robots.
+    moves a pick the executor reported failed twice at one spot to the model's next-best spot
+    (models/retry.py); off, every plan comes from the frame alone.
     """
 
     def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime",
@@ -181,8 +188,7 @@ class ModelPlanner:
         self._tokens: dict[str, np.ndarray] = {}
         # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
-        # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py);
-        # off for a planner shared by several robots (the offload server), whose plans are not one task.
+        # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
         self.failed_picks = FailedPicks() if remember_failures else None
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
@@ -213,33 +219,37 @@ class ModelPlanner:
         outputs = self.backend.run(feeds)
         t2 = time.perf_counter()
         S = self.manifest.S
-        calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry)
+        calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry, obs.holding)
         if self.failed_picks is not None:
-            calls, notes = self._unless_failed(obs, instruction, outputs, camera, calls, notes)
+            calls, notes = self._unless_failed(outputs, camera, calls, notes)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
 
-    def _unless_failed(self, obs, instruction, outputs, camera, calls, notes):
+    def _unless_failed(self, outputs, camera, calls, notes):
         """``(calls, notes)``, with a pick that failed ``AFTER`` times at this spot moved to the model's
         next-best spot (models/retry.py)."""
-        self.failed_picks.observe(obs, instruction)
         if not calls or calls[0].primitive != "pick":
             return calls, notes
         at = calls[0].args["at"]
         avoid = self.failed_picks.avoid(at)
+        if not avoid:
+            return calls, notes
         S = self.manifest.S
-        other = (next_best_point(outputs, self.manifest, camera, (S, S), self.registry, self.failed_picks.failed(), NEAR)
-                 if avoid else None)
+        other = next_best_point(outputs, self.manifest, camera, (S, S), self.registry, self.failed_picks.spots(), NEAR)
         if other is None:
-            self.failed_picks.proposed(at)
             return calls, notes
         new = other.args["at"]
         log.info("pick at (%+.3f, %+.3f) failed %d times; trying the model's next-best spot (%+.3f, %+.3f)",
                  at[0], at[1], AFTER, new[0], new[1])
-        self.failed_picks.proposed(new, instead_of=avoid)
+        self.failed_picks.moved(avoid)
         return (other,), (f"pick at ({at[0]:+.3f}, {at[1]:+.3f}) failed {AFTER} times; trying the model's "
                           f"next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
+
+    def call_failed(self, call: Call) -> None:
+        """The robot could not carry out ``call`` (``Executor.run`` reports it): remember a failed pick."""
+        if self.failed_picks is not None and call.primitive == "pick":
+            self.failed_picks.failed(call.args["at"])
 
     def reset(self) -> None:
         """Start a new task: forget the failed picks of the last one (``Executor.run`` calls this)."""

@@ -143,13 +143,20 @@ class Registry:
             if p.name not in args:
                 raise InvalidCall(f"{call.primitive}: missing argument {p.name!r} ({_describe(p, self.workspace)})")
             out[p.name] = self._check_value(prim.name, p, args[p.name])
-        if check_state:
-            held = bool(holding)
-            for req in prim.requires:
-                if (req == "holding" and not held) or (req == "empty" and held):
-                    raise PreconditionFailed(f"{call.primitive}: {PRECONDITIONS[req]}"
-                                             + (f" (holding {holding})" if isinstance(holding, str) else ""))
+        req = self.unmet(prim.name, holding) if check_state else None
+        if req is not None:
+            raise PreconditionFailed(f"{call.primitive}: {PRECONDITIONS[req]}"
+                                     + (f" (holding {holding})" if isinstance(holding, str) else ""))
         return Call(prim.name, out)
+
+    def unmet(self, name: str, holding: str | None | bool) -> str | None:
+        """The first precondition of primitive ``name`` that the gripper state ``holding`` breaks
+        ("holding" or "empty"), or None."""
+        held = bool(holding)
+        for req in self.get(name).requires:
+            if (req == "holding" and not held) or (req == "empty" and held):
+                return req
+        return None
 
     def _check_value(self, prim: str, p: Param, value: Any) -> Any:
         where = f"{prim}.{p.name}"

@@ -11,7 +11,7 @@ from edgeagent.errors import ConfigError
 from edgeagent.offload import OffloadServer, RemotePlanner
 from edgeagent.router import LinkHealth, Router
 from edgeagent.sim.robot import SimRobot
-from edgeagent.types import Call, Observation, Plan
+from edgeagent.types import Call, Plan
 
 
 class Clock:
@@ -140,7 +140,6 @@ def test_auto_offloads_and_caches_the_remote_plan(obs):
         local = FixedPlanner(0.2, at=(0.0, 0.0))
         router = Router(local, remote, mode="auto", threshold=0.5, deadline_ms=2000, cache=PlanCache())
         first = router.plan(obs, "Pick the red block")
-        router.reset()  # a new task (the same pick again within one task would be a failed one)
         again = router.plan(obs, "pick the red block!")
         router.close()
     assert first.source == "remote" and first.model == "big" and first.calls[0].args["at"] == (0.1, 0.05)
@@ -149,26 +148,19 @@ def test_auto_offloads_and_caches_the_remote_plan(obs):
     assert router.stats()["counts"] == {"local": 0, "remote": 1, "cache": 1, "fallback": 0}
 
 
-def test_a_cached_pick_that_just_failed_is_planned_again_not_replayed(obs):
-    # Within one task, the same pick in the same scene with nothing held means the grasp missed: the
-    # cache would replay the miss forever, so the local planner (which remembers misses) answers.
+def test_a_cached_call_that_just_failed_is_planned_again_not_replayed(obs):
+    # The cache would replay a missed pick forever in an unchanged scene; once the executor reports
+    # the failure, the local planner (which remembers misses) answers instead, and hears of it.
     local = FixedPlanner(0.99)
+    local.failed = []
+    local.call_failed = local.failed.append
     router = Router(local, mode="auto", threshold=0.5, cache=PlanCache())
-    sources = [router.plan(obs, "pick the red block").source for _ in range(3)]
-    assert sources == ["local"] * 3 and local.calls == 3
-    # A plan that is not a pick is still served from the cache.
-    held = Observation(obs.image, obs.camera, "red block")
-    placer = Router(PlacePlanner(), mode="auto", threshold=0.5, cache=PlanCache())
-    assert [placer.plan(held, "put it down").source for _ in range(2)] == ["local", "cache"]
-
-
-class PlacePlanner(FixedPlanner):
-    def __init__(self):
-        super().__init__(0.99)
-
-    def plan(self, obs, instruction, *, deadline_ms=None):
-        self.calls += 1
-        return Plan((Call("place", {"at": self.at}),), False, self.confidence, "local", self.model_id, 1.0)
+    first = router.plan(obs, "pick the red block")
+    assert router.plan(obs, "pick the red block").source == "cache"  # nothing failed yet
+    router.call_failed(first.calls[0])
+    assert router.plan(obs, "pick the red block").source == "local" and local.failed == [first.calls[0]]
+    router.reset()  # a new task: the cache serves it again
+    assert router.plan(obs, "pick the red block").source == "cache"
 
 
 def test_remote_mode_with_the_link_down_answers_locally_without_waiting(obs):

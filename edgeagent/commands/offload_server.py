@@ -32,7 +32,7 @@ def run(args) -> int:
         keys = load_keypair(resolve(cfg, cfg.security.secret_key), f"{where}: security.secret_key")
         allow = load_public_keys(cfg.security.allow, f"{where}: security.allow", base_dir(cfg))
         curve = CurveServer(keys, allow)
-    planner = build_planner(cfg.planner, registry, source_cfg=cfg, where=f"{where}: planner", shared=True)
+    planner = build_planner(cfg.planner, registry, source_cfg=cfg, where=f"{where}: planner")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

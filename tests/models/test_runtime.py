@@ -19,7 +19,7 @@ from edgeagent.models.runtime import ModelPlanner, OnnxPlanner, decode, default_
 from edgeagent.models.view import View
 from edgeagent.primitives import Workspace, registry
 from edgeagent.sim.render import default_camera
-from edgeagent.types import Observation, Planner
+from edgeagent.types import UNKNOWN, Observation, Planner
 
 MANIFEST = Manifest(name="tiny", S=S, T=T, K=K, G=G, A=A, vocab=VOCAB, primitives=PRIMITIVES, precision="fp32",
                     sha256="0" * 64)
@@ -110,6 +110,26 @@ def test_calls_after_an_invalid_slot_are_dropped():
                                       registry)
     assert [c.primitive for c in calls] == ["pick"] and not done and conf == pytest.approx(0.8)
     assert notes.startswith("slot 1 (place) rejected")
+
+
+@pytest.mark.parametrize("holding, first", [(None, "pick"), ("red block", "place"), (UNKNOWN, "place")])
+def test_slot_0_takes_the_best_primitive_the_gripper_state_allows(holding, first):
+    # The model scores place first and pick second: with an empty gripper the robot would refuse the
+    # place (and the same frame would ask for it again), so the pick is planned; unknown: unchanged.
+    cam, size = camera(), (640, 480)
+    good = cell_of(cam, (0.05, -0.1), size)
+    out = outputs([2, END, END], [[good, 0]])
+    out["prim_logits"][0, 0, 1] = 4.0  # pick, second best
+    calls, done, _, _ = decode(out, MANIFEST, cam, size, registry, holding)
+    assert [c.primitive for c in calls] == [first] and not done
+
+
+def test_with_an_empty_gripper_a_place_yields_to_done_when_that_scores_next():
+    cam, size = camera(), (640, 480)
+    out = outputs([2, END, END], [[cell_of(cam, (0.05, -0.1), size), 0]])
+    out["prim_logits"][0, 0, END] = 4.0
+    calls, done, _, _ = decode(out, MANIFEST, cam, size, registry, None)
+    assert calls == () and done
 
 
 def test_push_gets_both_points_in_argument_order():
