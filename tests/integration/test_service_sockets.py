@@ -79,10 +79,12 @@ def test_plan_with_a_client_image_and_with_the_service_camera(tiny_model):
     router = Router(ModelPlanner(tiny_model), mode="local")
     with serving(robot, router) as (_, client):
         own = client.plan("put the red block in the blue bowl")
-        sent = client.plan("put the red block in the blue bowl", robot.observe().image, image_format="png")
+        sent = client.plan("put the red block in the blue bowl", robot.observe().image, image_format="png",
+                           holding=robot.observe().holding)
         small = client.plan("pick up the green block", np.full((120, 160, 3), 90, np.uint8))
         schema = client.primitives()
-    # The same frame (PNG is lossless) through either path gives the same plan.
+    # The same frame (PNG is lossless) and gripper state through either path give the same plan (the
+    # state matters: the first call must be one the gripper allows).
     assert own.calls == sent.calls and own.source == sent.source == "local"
     assert own.model.startswith("tiny-random@") and "inference" in own.timings_ms
     assert small.model == own.model
