@@ -97,10 +97,16 @@ def decode(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: Camera
 def _slot_points(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
                  image_size: tuple[int, int], n: int) -> np.ndarray:
     """Table points [n, A, 2] of the first ``n`` slots; NaN where a pixel's ray misses the table."""
-    G = manifest.G
     cells = np.asarray(outputs["point_logits"])[0, :n].argmax(axis=-1)  # [n, A]
     offsets = np.asarray(outputs["point_offset"])[0, :n]  # [n, A, G*G, 2]
     off = np.take_along_axis(offsets, cells[..., None, None], axis=2)[:, :, 0, :]
+    return _cell_points(cells, off, manifest.G, camera, image_size)
+
+
+def _cell_points(cells: np.ndarray, off: np.ndarray, G: int, camera: CameraModel,
+                 image_size: tuple[int, int]) -> np.ndarray:
+    """Table points [..., 2] of grid ``cells`` [...] at sub-cell offsets ``off`` [..., 2]; NaN where the
+    pixel's ray misses the table."""
     # The graph ends in a sigmoid; clipping only guards against quantisation overshoot. NaN stays NaN.
     off = np.clip(off, 0.0, 1.0)
     rows, cols = np.divmod(cells, G)
@@ -113,7 +119,7 @@ def _slot_points(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: 
         # A ray above the horizon meets the table plane behind the camera: not a point the model meant.
         behind = cam.depth(np.column_stack([xy, np.zeros(len(xy))])) <= 0
     xy[behind] = np.nan
-    return xy.reshape(n, -1, 2)
+    return xy.reshape(*np.shape(cells), 2)
 
 
 def next_best_point(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
@@ -122,20 +128,14 @@ def next_best_point(outputs: Mapping[str, np.ndarray], manifest: Manifest, camer
     """The pick of slot 0 moved to the model's best other spot: the highest-scoring cell of slot 0's
     first point argument whose point lies ``near`` (m, along an axis) or more from every point in
     ``avoid`` (where picks failed) and validates as a pick; None when no cell does."""
-    G = manifest.G
     logits = np.asarray(outputs["point_logits"])[0, 0, 0]  # [G*G]
-    offsets = np.clip(np.asarray(outputs["point_offset"])[0, 0, 0], 0.0, 1.0)  # [G*G, 2]
-    rows, cols = np.divmod(np.arange(G * G), G)
-    W, H = image_size
-    uv = np.stack([(cols + offsets[:, 0]) * (W / G), (rows + offsets[:, 1]) * (H / G)], axis=-1)
-    cam = camera if (camera.width, camera.height) == (W, H) else camera.resized(W, H)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xy = cam.pixel_to_table(uv)
-    far = np.ones(len(xy), bool)
+    xy = _cell_points(np.arange(len(logits)), np.asarray(outputs["point_offset"])[0, 0, 0], manifest.G,
+                      camera, image_size)
+    far = np.isfinite(xy).all(axis=1)
     for p in avoid:
         far &= np.abs(xy - np.asarray(p)).max(axis=1) >= near
     for c in np.argsort(-logits, kind="stable"):
-        if not far[c] or not np.isfinite(xy[c]).all():
+        if not far[c]:
             continue
         try:
             return registry.validate(Call("pick", {"at": (float(xy[c, 0]), float(xy[c, 1]))}))

@@ -70,8 +70,8 @@ _CANON_BAND = 0.02
 # slot: wider than the gap, so that a planner judging that distance from a 96-pixel image (2 cm a
 # pixel) is safe either way: a slot it wrongly sees as free still lies clear of the block.
 _CANON_CLEAR = 0.065
-# Blocks within this of a slot (m, along each axis) sit on it: the slots' spacing is known, so they
-# keep only the usual gap.
+# Blocks closer than this to a slot (m, along each axis) sit on it: the slots' spacing is known, so
+# they keep only the usual gap.
 _CANON_ON = 0.01
 # Points are rounded to 0.1 mm: readable plans, and far below every tolerance.
 _DECIMALS = 4
@@ -328,13 +328,6 @@ def _free(points: np.ndarray, obstacles: np.ndarray, bowls: np.ndarray | None, g
         d = np.hypot(*(points[:, None, :] - bowls[None, :, :]).transpose(2, 0, 1))
         ok &= (d >= bowl_clear - _SLACK).all(axis=1)
     return ok
-
-
-def _near_any(points: np.ndarray, anchors: np.ndarray, within: float) -> np.ndarray:
-    """Mask of ``points`` within ``within`` (along each axis) of some anchor."""
-    if not len(points) or not len(anchors):
-        return np.zeros(len(points), bool)
-    return (np.abs(points[:, None, :] - anchors[None, :, :]).max(axis=2) <= within).any(axis=1)
 
 
 def _nearest(points: np.ndarray, ok: np.ndarray, ref: Point) -> list[Point]:
@@ -604,11 +597,11 @@ class _Task:
                         stay.append(m)
                 movers = [m for m in members if m not in stay]
                 pts = np.array([(c * normal[0] + t * along[0], c * normal[1] + t * along[1]) for t in _CANON_SLOTS])
-                fixed = np.concatenate([others, v.points(stay)])
-                on_slot = _near_any(fixed, pts, _CANON_ON)
+                kept = np.concatenate([others, v.points(stay)])
+                on_slot = ~_free(kept, pts, None, gap=_CANON_ON)
                 ok = ((np.abs(pts) <= LIMIT + 1e-9).all(axis=1)
-                      & _free(pts, fixed[on_slot], v.bowl_points())
-                      & _free(pts, fixed[~on_slot], None, gap=_CANON_CLEAR)
+                      & _free(pts, kept[on_slot], v.bowl_points())
+                      & _free(pts, kept[~on_slot], None, gap=_CANON_CLEAR)
                       & _free(pts, self._reserved(members), None))
                 usable: list[int] = []  # free slots in order, each clear of those taken before it
                 for i in np.flatnonzero(ok):
