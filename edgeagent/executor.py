@@ -142,7 +142,11 @@ class Executor:
                 steps += 1
                 idle = 0
                 emit(Event("step", steps, result.message, call=call, result=result))
-                if not result.ok:
+                if result.ok:
+                    done = getattr(self.planner, "call_done", None)
+                    if callable(done):
+                        done(call)  # a planner that remembers moves (the model planner's put-backs)
+                else:
                     failed = getattr(self.planner, "call_failed", None)
                     if callable(failed):
                         failed(call)  # a planner that learns from misses (the model planner's picks)

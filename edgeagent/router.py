@@ -197,7 +197,8 @@ class Router:
         self.margin_ms = margin_ms
         self.clock = clock
         self._local_lock = threading.Lock()
-        self._failed: list = []  # calls of this task the robot could not carry out (``call_failed``)
+        # Calls of this task the robot tried, carried out or not (``call_done``, ``call_failed``).
+        self._tried: list = []
         self._mode_fn = {"local": self._plan_local, "remote": self._plan_remote, "auto": self._plan_auto,
                          "hedge": self._plan_hedge}[mode]
         self.counts = {"local": 0, "remote": 0, "cache": 0, "fallback": 0}
@@ -234,9 +235,10 @@ class Router:
             sig = scene_signature(obs)
             hit = self.cache.get(instruction, obs, sig)
             timings["cache"] = (self.clock() - t0) * 1e3
-            # A cached call that just failed here would be replayed forever: the planner knows better
-            # (the model planner moves a missed pick, models/retry.py).
-            if hit is not None and not (hit.calls and hit.calls[0] in self._failed):
+            # A cached call tried before in this task, in a scene that looks the same, got nowhere (it failed,
+            # or it put a block back where it was): replayed, it would repeat forever. The planner knows
+            # better (the model planner moves a missed pick or a put-back, models/retry.py).
+            if hit is not None and not (hit.calls and hit.calls[0] in self._tried):
                 return self._finish(hit, t0, timings)
         plan = self._mode_fn(obs, instruction, deadline, t0, timings)
         if self.cache is not None and (plan.calls or plan.done) and (
@@ -352,15 +354,23 @@ class Router:
 
     def reset(self) -> None:
         """A new task starts (``Executor.run``): the local planner forgets what it kept from the last one."""
-        self._failed.clear()
+        self._tried.clear()
         reset = getattr(self.local, "reset", None)
         if callable(reset):
             reset()
 
+    def call_done(self, call) -> None:
+        """The robot carried out ``call`` (``Executor.run``): never replay it from the cache in this task,
+        and tell the local planner."""
+        self._tried.append(call)
+        done = getattr(self.local, "call_done", None)
+        if callable(done):
+            done(call)
+
     def call_failed(self, call) -> None:
         """The robot could not carry out ``call`` (``Executor.run``): never replay it from the cache in this
         task, and tell the local planner."""
-        self._failed.append(call)
+        self._tried.append(call)
         failed = getattr(self.local, "call_failed", None)
         if callable(failed):
             failed(call)

@@ -144,8 +144,9 @@ class Planner(Protocol):
     """Turns an observation and an instruction into a Plan.
 
     A planner that remembers something between the plans of one task (the model planner remembers
-    its failed picks) may also define ``reset()``, which ``Executor.run`` calls when a task starts, and
-    ``call_failed(call)``, which it calls when the robot could not carry out a call of the planner's.
+    its failed picks and its last moves) may also define ``reset()``, which ``Executor.run`` calls when a
+    task starts, ``call_done(call)``, which it calls when the robot carried out a call, and
+    ``call_failed(call)``, which it calls when the robot could not carry out one.
     """
 
     def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan: ...

@@ -1,4 +1,6 @@
-"""Not repeating a pick that keeps failing: what ``ModelPlanner`` remembers between plans of one task.
+"""Not repeating a move that gets nowhere: what ``ModelPlanner`` remembers between plans of one task.
+
+A pick that keeps failing:
 
 The planner is a pure function of the frame and the instruction, so when its pick point misses a
 block (it reads a far block's position a few centimetres off), the scene after the failed grasp looks
@@ -9,6 +11,15 @@ tries the model's best spot for that pick where no pick of this task has failed 
 alternative, so a grasp that failed by chance at the right spot is tried again rather than given up,
 and a spot read wrongly costs one step per alternative. Plans that are never executed (a ``plan``
 request) change nothing.
+
+A block put back where it was: the model sometimes sees a block it has just set down as a little off
+its spot, picks it up again and sets it down at the same place, and the scene after that looks as it
+did before, so the cycle repeats until the task runs out of steps. The executor tells the planner
+which calls the robot carried out (``call_done``); when the planner is about to set a block down
+within ``NEAR`` of where the last place put it, having just picked it up there again (within
+``TAKEN_BACK``), or at a spot where this was caught before, the place goes to the model's best spot for it clear of the spots where this
+happened in the task (``runtime.next_best_point``). The first put-back is already caught: the place
+itself succeeded, so unlike a missed grasp there is no chance failure to allow for.
 """
 
 from __future__ import annotations
@@ -17,12 +28,15 @@ Point = tuple[float, float]
 
 #: Picks this close (m, along each axis) count as the same spot; below the 3 cm a grasp forgives.
 NEAR = 0.025
+#: A pick this close (m, along each axis) to where the last place set a block down takes that block up
+#: again: a block's width (4 cm in the simulator), so no other block's centre lies that close.
+TAKEN_BACK = 0.04
 #: Failed picks at one spot before the planner tries its next-best spot there.
 AFTER = 2
 
 
 def _same(p: Point, q: Point) -> bool:
-    return abs(p[0] - q[0]) < NEAR and abs(p[1] - q[1]) < NEAR
+    return _within(p, q, NEAR)
 
 
 class FailedPicks:
@@ -56,3 +70,52 @@ class FailedPicks:
     def failures(self) -> dict[Point, int]:
         """Failed picks per spot so far (for logs and tests)."""
         return dict(self._fails)
+
+
+class PutBacks:
+    """The last pick and place the robot carried out in the current task, to catch a block that is
+    about to be set down where it was just taken from."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new task)."""
+        self._placed: Point | None = None  # where the last place set a block down
+        self._picked: Point | None = None  # where the pick after it took a block up
+        self._spots: list[Point] = []  # where put-backs were caught in this task
+
+    def done(self, primitive: str, point: Point | None) -> None:
+        """The robot carried out ``primitive`` at ``point``. Only place, then pick, then place makes a
+        put-back; any other call in between breaks the chain."""
+        if primitive == "place" and point is not None:
+            self._placed, self._picked = (float(point[0]), float(point[1])), None
+        elif primitive == "pick" and point is not None and self._placed is not None and self._picked is None:
+            self._picked = (float(point[0]), float(point[1]))
+        else:
+            self._placed = self._picked = None
+
+    def failed(self) -> None:
+        """A call failed: where its block went is unknown, so the chain breaks."""
+        self._placed = self._picked = None
+
+    def put_back(self, point: Point) -> list[Point]:
+        """The spots a place at ``point`` should keep clear of when it would put the block just taken
+        up back where it was, or at a spot where that was caught before in this task (the model can
+        also cycle between two spots); empty when it would not. The spot is remembered for the task."""
+        if self._placed is None or self._picked is None:
+            return []
+        placed, picked = self._placed, self._picked
+        if not _within(picked, placed, TAKEN_BACK) or not any(_same(point, p) for p in (placed, *self._spots)):
+            return []
+        if not any(_same(placed, p) for p in self._spots):
+            self._spots.append(placed)
+        return [*self._spots, picked]
+
+    def spots(self) -> list[Point]:
+        """Where put-backs were caught so far (for logs and tests)."""
+        return list(self._spots)
+
+
+def _within(p: Point, q: Point, d: float) -> bool:
+    return abs(p[0] - q[0]) < d and abs(p[1] - q[1]) < d

@@ -20,7 +20,7 @@ import numpy as np
 from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, ModelError
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
-from edgeagent.models.retry import AFTER, NEAR, FailedPicks
+from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks
 from edgeagent.types import UNKNOWN, Call, Observation, Plan
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,10 @@ def _cell_points(cells: np.ndarray, off: np.ndarray, G: int, camera: CameraModel
 
 def next_best_point(outputs: Mapping[str, np.ndarray], manifest: Manifest, camera: CameraModel,
                     image_size: tuple[int, int], registry, avoid: list[tuple[float, float]],
-                    near: float) -> Call | None:
-    """The pick of slot 0 moved to the model's best other spot: the highest-scoring cell of slot 0's
-    first point argument whose point lies ``near`` (m, along an axis) or more from every point in
-    ``avoid`` (where picks failed) and validates as a pick; None when no cell does."""
+                    near: float, primitive: str = "pick") -> Call | None:
+    """Slot 0's ``primitive`` (pick or place, whose one argument is ``at``) moved to the model's best
+    other spot: the highest-scoring cell of slot 0's first point argument whose point lies ``near`` (m,
+    along an axis) or more from every point in ``avoid`` and validates; None when no cell does."""
     logits = np.asarray(outputs["point_logits"])[0, 0, 0]  # [G*G]
     xy = _cell_points(np.arange(len(logits)), np.asarray(outputs["point_offset"])[0, 0, 0], manifest.G,
                       camera, image_size)
@@ -138,7 +138,7 @@ def next_best_point(outputs: Mapping[str, np.ndarray], manifest: Manifest, camer
         if not far[c]:
             continue
         try:
-            return registry.validate(Call("pick", {"at": (float(xy[c, 0]), float(xy[c, 1]))}))
+            return registry.validate(Call(primitive, {"at": (float(xy[c, 0]), float(xy[c, 1]))}))
         except CallError:
             continue
     return None
@@ -162,8 +162,9 @@ class ModelPlanner:
     ``provider`` and ``run(feeds)``); otherwise ``engine`` ("onnxruntime" or "tensorrt", see
     ``jetson.backends.ENGINES``) builds one, and ``provider_config`` (a ``jetson.providers.ProviderConfig``)
     orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default). ``remember_failures`` (default on)
-    moves a pick the executor reported failed twice at one spot to the model's next-best spot
-    (models/retry.py); off, every plan comes from the frame alone.
+    moves a pick the executor reported failed twice at one spot, and a place that would put the block
+    just taken up back where it was, to the model's next-best spot (models/retry.py); off, every plan
+    comes from the frame alone.
     """
 
     def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime",
@@ -190,6 +191,8 @@ class ModelPlanner:
         self._cameras: set[CameraModel] = set()
         # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
         self.failed_picks = FailedPicks() if remember_failures else None
+        # The last place and pick the robot carried out, so a block is not put back where it was.
+        self.put_backs = PutBacks() if remember_failures else None
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
 
@@ -222,6 +225,7 @@ class ModelPlanner:
         calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry, obs.holding)
         if self.failed_picks is not None:
             calls, notes = self._unless_failed(outputs, camera, calls, notes)
+            calls, notes = self._unless_put_back(outputs, camera, calls, notes)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
@@ -246,15 +250,42 @@ class ModelPlanner:
         return (other,), (f"pick at ({at[0]:+.3f}, {at[1]:+.3f}) failed {AFTER} times; trying the model's "
                           f"next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
 
+    def _unless_put_back(self, outputs, camera, calls, notes):
+        """``(calls, notes)``, with a place that would put the block just taken up back where it was
+        moved to the model's best spot clear of such spots (models/retry.py)."""
+        if not calls or calls[0].primitive != "place":
+            return calls, notes
+        at = calls[0].args["at"]
+        avoid = self.put_backs.put_back(at)
+        if not avoid:
+            return calls, notes
+        S = self.manifest.S
+        other = next_best_point(outputs, self.manifest, camera, (S, S), self.registry, avoid, NEAR, "place")
+        if other is None:
+            return calls, notes
+        new = other.args["at"]
+        log.info("place at (%+.3f, %+.3f) would put the block back where it was just taken from; placing it at "
+                 "the model's next-best spot (%+.3f, %+.3f)", at[0], at[1], new[0], new[1])
+        return (other,), (f"place at ({at[0]:+.3f}, {at[1]:+.3f}) would put the block back where it was just "
+                          f"taken from; placing it at the model's next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
+
+    def call_done(self, call: Call) -> None:
+        """The robot carried out ``call`` (``Executor.run`` reports it): remember the last place and pick."""
+        if self.put_backs is not None:
+            self.put_backs.done(call.primitive, call.args.get("at"))
+
     def call_failed(self, call: Call) -> None:
         """The robot could not carry out ``call`` (``Executor.run`` reports it): remember a failed pick."""
+        if self.put_backs is not None:
+            self.put_backs.failed()
         if self.failed_picks is not None and call.primitive == "pick":
             self.failed_picks.failed(call.args["at"])
 
     def reset(self) -> None:
-        """Start a new task: forget the failed picks of the last one (``Executor.run`` calls this)."""
+        """Start a new task: forget the failed picks and moves of the last one (``Executor.run`` calls this)."""
         if self.failed_picks is not None:
             self.failed_picks.reset()
+            self.put_backs.reset()
 
     def _check_camera(self, camera: CameraModel) -> None:
         """Warn, once per camera model, when the table view this model reads would miss part of the workspace."""

@@ -163,6 +163,18 @@ def test_a_cached_call_that_just_failed_is_planned_again_not_replayed(obs):
     assert router.plan(obs, "pick the red block").source == "cache"
 
 
+def test_a_cached_call_already_carried_out_in_this_task_is_planned_again_not_replayed(obs):
+    # The same scene after carrying the call out means it got nowhere (a block put back where it was):
+    # replayed, it would repeat forever; the local planner (which catches put-backs) answers, and hears of it.
+    local = FixedPlanner(0.99)
+    local.done = []
+    local.call_done = local.done.append
+    router = Router(local, mode="auto", threshold=0.5, cache=PlanCache())
+    first = router.plan(obs, "pick the red block")
+    router.call_done(first.calls[0])
+    assert router.plan(obs, "pick the red block").source == "local" and local.done == [first.calls[0]]
+
+
 def test_remote_mode_with_the_link_down_answers_locally_without_waiting(obs):
     remote = RemotePlanner(f"tcp://127.0.0.1:{free_port()}", heartbeat_ms=50, timeout_ms=100)
     router = Router(FixedPlanner(0.2), remote, mode="remote", deadline_ms=5000)

@@ -1,5 +1,6 @@
-"""A pick that keeps failing is not repeated forever: after two misses at one spot the model planner
-tries its next-best spot (models/retry.py), in the real simulator."""
+"""A move that gets nowhere is not repeated forever (models/retry.py), in the real simulator: after two
+misses at one spot the model planner tries its next-best pick spot, and a block it has just taken up
+again is not set back down where it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from edgeagent.executor import Executor
 from edgeagent.harness import run_scenario
 from edgeagent.models.manifest import load_manifest
-from edgeagent.models.retry import AFTER, FailedPicks
+from edgeagent.models.retry import AFTER, FailedPicks, PutBacks
 from edgeagent.models.runtime import ModelPlanner, default_model_dir, model_input
 from edgeagent.sim.robot import SimRobot
 from edgeagent.sim.scenario import scenario_from_dict
@@ -45,6 +46,44 @@ def test_reset_forgets_the_failures():
         m.failed((0.1, 0.1))
     m.reset()
     assert m.avoid((0.1, 0.1)) == [] and m.failures() == {}
+
+
+def test_a_block_taken_up_where_it_was_just_set_down_is_not_put_back_there():
+    m = PutBacks()
+    m.done("pick", (0.2, 0.2))
+    m.done("place", (0.1, 0.1))
+    assert m.put_back((0.1, 0.1)) == []  # nothing taken up again yet
+    m.done("pick", (0.13, 0.09))  # within a block's width of the place: the same block
+    assert m.put_back((0.3, 0.0)) == []  # set down elsewhere: fine
+    assert m.put_back((0.11, 0.11)) == [(0.1, 0.1), (0.13, 0.09)]  # back where it was: keep clear
+    assert m.spots() == [(0.1, 0.1)]
+
+
+def test_a_block_taken_up_elsewhere_may_go_on_the_last_one():
+    # Stacking: set a block down, pick another one, set it down on the first.
+    m = PutBacks()
+    m.done("place", (0.1, 0.1))
+    m.done("pick", (-0.2, 0.1))
+    assert m.put_back((0.1, 0.1)) == []
+
+
+def test_a_spot_caught_once_stays_caught_so_two_spot_cycles_end_too():
+    m = PutBacks()
+    m.done("place", (0.1, 0.1))
+    m.done("pick", (0.1, 0.1))
+    assert m.put_back((0.1, 0.1))
+    m.done("place", (0.1, 0.2))  # the alternative
+    m.done("pick", (0.1, 0.2))  # taken up again, and headed back to the first spot
+    assert m.put_back((0.1, 0.1)) == [(0.1, 0.1), (0.1, 0.2), (0.1, 0.2)]
+
+
+def test_another_call_a_failure_or_a_new_task_breaks_the_chain():
+    for interrupt in (lambda m: m.done("push", None), lambda m: m.failed(), lambda m: m.reset()):
+        m = PutBacks()
+        m.done("place", (0.1, 0.1))
+        interrupt(m)
+        m.done("pick", (0.1, 0.1))
+        assert m.put_back((0.1, 0.1)) == []
 
 
 # -- the planner in the simulator -------------------------------------------------------------------
@@ -152,3 +191,47 @@ def test_the_shipped_model_does_not_repeat_a_missed_pick_forever():
     for p in spots:
         same = [q for q in spots if abs(q[0] - p[0]) < 0.025 and abs(q[1] - p[1]) < 0.025]
         assert len(same) <= 2 * AFTER, spots
+
+
+class PutBackScripted(Scripted):
+    """Model outputs that always score the red block's spot first and an empty spot second, for
+    picks and places alike (decoding takes whichever the gripper state allows), then END."""
+
+    def __init__(self, manifest, camera, plans: int):
+        super().__init__(manifest, camera, picks=0)
+        self.plans = plans
+
+    def run(self, feeds):
+        out = super().run(feeds)  # END in slot 0, red first, the empty spot second
+        names = [p.name for p in self.m.primitives]
+        if self.calls <= self.plans:
+            prim = out["prim_logits"]
+            prim[0, 0, 0] = 0.0
+            prim[0, 0, 1 + names.index("pick")], prim[0, 0, 1 + names.index("place")] = 5.0, 4.0
+        out["point_logits"][0, 0, 0] *= np.where(out["point_logits"][0, 0, 0] == 6.0, 4 / 6, 6 / 4)
+        return out
+
+
+def put_back_planner(robot, plans: int, **kw) -> ModelPlanner:
+    manifest, _ = load_manifest(default_model_dir())
+    look = robot.observe()
+    _, cam = model_input(look.image, look.camera, manifest)
+    return ModelPlanner(default_model_dir(), backend=PutBackScripted(manifest, cam, plans), **kw)
+
+
+@pytest.mark.parametrize("remember", [True, False])
+def test_a_block_taken_up_again_goes_to_the_next_best_spot_not_back(remember):
+    robot = SimRobot.from_scene([("red", RED)], [])
+    planner = put_back_planner(robot, plans=4, remember_failures=remember)
+    events = []
+    with robot:
+        Executor(robot, planner, max_steps=10, on_event=events.append).run("move the red block a little")
+        steps = [(e.call.primitive, e.result.ok) for e in events if e.kind == "step"]
+    # pick it, set it down where it was (a first place is not a put-back), pick it again, then ...
+    assert steps == [("pick", True), ("place", True), ("pick", True), ("place", True)]
+    last = [e.call.args["at"] for e in events if e.kind == "step"][-1]
+    if remember:  # ... the next-best spot
+        assert last == pytest.approx(EMPTY, abs=0.01)
+        assert "next-best spot" in [e.plan for e in events if e.kind == "plan"][3].reason
+    else:  # ... back where it was: the same scene again, and the cycle would go on
+        assert last == pytest.approx(RED, abs=0.01)
