@@ -224,50 +224,37 @@ class ModelPlanner:
         S = self.manifest.S
         calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry, obs.holding)
         if self.failed_picks is not None:
-            calls, notes = self._unless_failed(outputs, camera, calls, notes)
-            calls, notes = self._unless_put_back(outputs, camera, calls, notes)
+            calls, notes = self._remembered(outputs, camera, calls, notes)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
                     {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3})
 
-    def _unless_failed(self, outputs, camera, calls, notes):
-        """``(calls, notes)``, with a pick that failed ``AFTER`` times at this spot moved to the model's
-        next-best spot (models/retry.py)."""
-        if not calls or calls[0].primitive != "pick":
+    def _remembered(self, outputs, camera, calls, notes):
+        """``(calls, notes)``, with slot 0 moved to the model's next-best spot when what this task
+        remembers says the proposed one gets nowhere (models/retry.py): a pick that failed ``AFTER``
+        times at this spot, or a place that would put the block just taken up back where it was."""
+        if not calls or calls[0].primitive not in ("pick", "place"):
             return calls, notes
-        at = calls[0].args["at"]
-        avoid = self.failed_picks.avoid(at)
-        if not avoid:
-            return calls, notes
-        S = self.manifest.S
-        other = next_best_point(outputs, self.manifest, camera, (S, S), self.registry, self.failed_picks.spots(), NEAR)
-        if other is None:
-            return calls, notes
-        new = other.args["at"]
-        log.info("pick at (%+.3f, %+.3f) failed %d times; trying the model's next-best spot (%+.3f, %+.3f)",
-                 at[0], at[1], AFTER, new[0], new[1])
-        self.failed_picks.moved(avoid)
-        return (other,), (f"pick at ({at[0]:+.3f}, {at[1]:+.3f}) failed {AFTER} times; trying the model's "
-                          f"next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
-
-    def _unless_put_back(self, outputs, camera, calls, notes):
-        """``(calls, notes)``, with a place that would put the block just taken up back where it was
-        moved to the model's best spot clear of such spots (models/retry.py)."""
-        if not calls or calls[0].primitive != "place":
-            return calls, notes
-        at = calls[0].args["at"]
-        avoid = self.put_backs.put_back(at)
-        if not avoid:
+        primitive, at = calls[0].primitive, calls[0].args["at"]
+        if primitive == "pick":
+            marked, avoid = self.failed_picks.avoid(at), self.failed_picks.spots()
+            why = f"failed {AFTER} times"
+        else:
+            marked = avoid = self.put_backs.put_back(at)
+            why = "would put the block back where it was just taken from"
+        if not marked:
             return calls, notes
         S = self.manifest.S
-        other = next_best_point(outputs, self.manifest, camera, (S, S), self.registry, avoid, NEAR, "place")
+        other = next_best_point(outputs, self.manifest, camera, (S, S), self.registry, avoid, NEAR, primitive)
         if other is None:
             return calls, notes
+        if primitive == "pick":
+            self.failed_picks.moved(marked)
         new = other.args["at"]
-        log.info("place at (%+.3f, %+.3f) would put the block back where it was just taken from; placing it at "
-                 "the model's next-best spot (%+.3f, %+.3f)", at[0], at[1], new[0], new[1])
-        return (other,), (f"place at ({at[0]:+.3f}, {at[1]:+.3f}) would put the block back where it was just "
-                          f"taken from; placing it at the model's next-best spot ({new[0]:+.3f}, {new[1]:+.3f})")
+        note = (f"{primitive} at ({at[0]:+.3f}, {at[1]:+.3f}) {why}; trying the model's next-best spot "
+                f"({new[0]:+.3f}, {new[1]:+.3f})")
+        log.info("%s", note)
+        return (other,), note
 
     def call_done(self, call: Call) -> None:
         """The robot carried out ``call`` (``Executor.run`` reports it): remember the last place and pick."""

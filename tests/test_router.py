@@ -148,31 +148,21 @@ def test_auto_offloads_and_caches_the_remote_plan(obs):
     assert router.stats()["counts"] == {"local": 0, "remote": 1, "cache": 1, "fallback": 0}
 
 
-def test_a_cached_call_that_just_failed_is_planned_again_not_replayed(obs):
-    # The cache would replay a missed pick forever in an unchanged scene; once the executor reports
-    # the failure, the local planner (which remembers misses) answers instead, and hears of it.
+@pytest.mark.parametrize("hook", ["call_failed", "call_done"])
+def test_a_cached_call_tried_in_this_task_is_planned_again_not_replayed(obs, hook):
+    # The same scene after trying a call means it got nowhere (a missed pick, a block put back where it
+    # was): the cache would replay it forever. Once the executor reports it, the local planner (which
+    # remembers misses and put-backs) answers instead, and hears of it.
     local = FixedPlanner(0.99)
-    local.failed = []
-    local.call_failed = local.failed.append
+    local.heard = []
+    setattr(local, hook, local.heard.append)
     router = Router(local, mode="auto", threshold=0.5, cache=PlanCache())
     first = router.plan(obs, "pick the red block")
-    assert router.plan(obs, "pick the red block").source == "cache"  # nothing failed yet
-    router.call_failed(first.calls[0])
-    assert router.plan(obs, "pick the red block").source == "local" and local.failed == [first.calls[0]]
+    assert router.plan(obs, "pick the red block").source == "cache"  # nothing tried yet
+    getattr(router, hook)(first.calls[0])
+    assert router.plan(obs, "pick the red block").source == "local" and local.heard == [first.calls[0]]
     router.reset()  # a new task: the cache serves it again
     assert router.plan(obs, "pick the red block").source == "cache"
-
-
-def test_a_cached_call_already_carried_out_in_this_task_is_planned_again_not_replayed(obs):
-    # The same scene after carrying the call out means it got nowhere (a block put back where it was):
-    # replayed, it would repeat forever; the local planner (which catches put-backs) answers, and hears of it.
-    local = FixedPlanner(0.99)
-    local.done = []
-    local.call_done = local.done.append
-    router = Router(local, mode="auto", threshold=0.5, cache=PlanCache())
-    first = router.plan(obs, "pick the red block")
-    router.call_done(first.calls[0])
-    assert router.plan(obs, "pick the red block").source == "local" and local.done == [first.calls[0]]
 
 
 def test_remote_mode_with_the_link_down_answers_locally_without_waiting(obs):
