@@ -15,11 +15,11 @@ request) change nothing.
 A block put back where it was: the model sometimes sees a block it has just set down as a little off
 its spot, picks it up again and sets it down at the same place, and the scene after that looks as it
 did before, so the cycle repeats until the task runs out of steps. The executor tells the planner
-which calls the robot carried out (``call_done``); when the planner is about to set a block down
-within ``NEAR`` of where the last place put it, having just picked it up there again (within
-``TAKEN_BACK``), or at a spot where this was caught before, the place goes to the model's best spot for it clear of the spots where this
-happened in the task (``runtime.next_best_point``). The first put-back is already caught: the place
-itself succeeded, so unlike a missed grasp there is no chance failure to allow for.
+which calls the robot carried out (``call_done``). When the planner, having just picked up again
+(within ``TAKEN_BACK``) the block the last place set down, is about to set it down within ``NEAR`` of
+that spot, or of a spot where this was caught before in the task, the place goes to the model's best
+spot clear of those spots (``runtime.next_best_point``). The first put-back is already caught: the
+place itself succeeded, so unlike a missed grasp there is no chance failure to allow for.
 """
 
 from __future__ import annotations
