@@ -121,16 +121,18 @@ class Scripted:
                 "confidence": np.array([[0.9]], np.float32)}
 
 
-def scripted_planner(robot, picks: int, **kw) -> ModelPlanner:
+def scripted_planner(robot, n: int, outputs=None, **kw) -> ModelPlanner:
+    """The shipped model's manifest and decoding, with ``outputs`` (default ``Scripted``, ``n`` picks)
+    standing in for the network."""
     manifest, _ = load_manifest(default_model_dir())
     look = robot.observe()
     _, cam = model_input(look.image, look.camera, manifest)
-    return ModelPlanner(default_model_dir(), backend=Scripted(manifest, cam, picks), **kw)
+    return ModelPlanner(default_model_dir(), backend=(outputs or Scripted)(manifest, cam, n), **kw)
 
 
 def test_after_two_misses_the_planner_picks_at_its_next_best_spot():
     robot = SimRobot.from_scene([("red", RED)], [])
-    planner = scripted_planner(robot, picks=AFTER + 1)
+    planner = scripted_planner(robot, AFTER + 1)
     events = []
     with robot:
         result = Executor(robot, planner, max_steps=10, on_event=events.append).run("pick up the red block")
@@ -143,7 +145,7 @@ def test_after_two_misses_the_planner_picks_at_its_next_best_spot():
 
 def test_without_the_memory_the_same_miss_repeats_until_the_steps_run_out():
     robot = SimRobot.from_scene([("red", RED)], [])
-    planner = scripted_planner(robot, picks=99, remember_failures=False)
+    planner = scripted_planner(robot, 99, remember_failures=False)
     with robot:
         result = Executor(robot, planner, max_steps=6).run("pick up the red block")
     assert result.status == "max_steps" and robot.holding is None
@@ -151,7 +153,7 @@ def test_without_the_memory_the_same_miss_repeats_until_the_steps_run_out():
 
 def test_each_run_of_the_executor_starts_the_planner_afresh():
     robot = SimRobot.from_scene([("red", RED)], [])
-    planner = scripted_planner(robot, picks=AFTER)  # two misses, then END: the task "ends" unpicked
+    planner = scripted_planner(robot, AFTER)  # two misses, then END: the task "ends" unpicked
     with robot:
         Executor(robot, planner, max_steps=10).run("pick up the red block")
         assert planner.failed_picks.failures()  # the two misses are remembered ...
@@ -166,7 +168,7 @@ def test_each_run_of_the_executor_starts_the_planner_afresh():
 def test_plans_that_are_never_executed_change_nothing():
     # A client asking for the same plan again and again (a `plan` request) gets the same plan.
     robot = SimRobot.from_scene([("red", RED)], [])
-    planner = scripted_planner(robot, picks=99)
+    planner = scripted_planner(robot, 99)
     look = robot.observe()
     plans = [planner.plan(look, "pick up the red block") for _ in range(2 * AFTER + 1)]
     assert all(p.calls == plans[0].calls for p in plans) and plans[0].calls[0].args["at"] == pytest.approx(EMPTY, abs=0.01)
@@ -212,17 +214,10 @@ class PutBackScripted(Scripted):
         return out
 
 
-def put_back_planner(robot, plans: int, **kw) -> ModelPlanner:
-    manifest, _ = load_manifest(default_model_dir())
-    look = robot.observe()
-    _, cam = model_input(look.image, look.camera, manifest)
-    return ModelPlanner(default_model_dir(), backend=PutBackScripted(manifest, cam, plans), **kw)
-
-
 @pytest.mark.parametrize("remember", [True, False])
 def test_a_block_taken_up_again_goes_to_the_next_best_spot_not_back(remember):
     robot = SimRobot.from_scene([("red", RED)], [])
-    planner = put_back_planner(robot, plans=4, remember_failures=remember)
+    planner = scripted_planner(robot, 4, PutBackScripted, remember_failures=remember)
     events = []
     with robot:
         Executor(robot, planner, max_steps=10, on_event=events.append).run("move the red block a little")
