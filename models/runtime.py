@@ -272,6 +272,7 @@ class ModelPlanner:
         """Start a new task: forget the failed picks and moves of the last one (``Executor.run`` calls this)."""
         if self.failed_picks is not None:
             self.failed_picks.reset()
+        if self.put_backs is not None:
             self.put_backs.reset()
 
     def _check_camera(self, camera: CameraModel) -> None:
