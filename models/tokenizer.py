@@ -50,6 +50,17 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("put", "down"): ("put",),
     ("set", "down"): ("put",),
     ("a", "smidge"): ("a", "little"),
+    # Distances users give that the generator never says.
+    ("a", "touch"): ("a", "little"),
+    ("a", "small", "distance"): ("a", "little"),
+    ("a", "little", "distance"): ("a", "little"),
+    ("a", "good", "distance"): ("a", "lot"),
+    ("a", "large", "distance"): ("a", "lot"),
+    ("a", "big", "distance"): ("a", "lot"),
+    ("a", "great", "distance"): ("a", "lot"),
+    ("a", "fair", "distance"): ("a", "lot"),
+    ("a", "fair", "bit"): ("a", "lot"),
+    ("a", "good", "way"): ("a", "lot"),
 }
 
 #: Single-word normalisations: spelling variants, plurals and synonyms -> the canonical word.
@@ -96,6 +107,12 @@ WORDS: dict[str, str] = {
     "underneath": "bottom", "rear": "back", "farther": "further", "north": "top", "south": "bottom",
     "east": "right", "west": "left", "slanted": "diagonal", "slanting": "diagonal", "oblique": "diagonal",
     "angled": "diagonal", "identical": "same", "mismatched": "different", "unmatched": "different",
+    "sit": "be", "rest": "be", "sits": "is", "rests": "is", "lies": "is", "resting": "sitting",
+    "lying": "sitting", "seated": "sitting", "base": "bottom", "across": "along", "form": "make",
+    "forms": "make", "create": "make", "construct": "build", "assemble": "build", "they": "them",
+    "adjacent": "next", "toward": "to", "towards": "to", "bin": "bowl", "bins": "bowls",
+    "receptacle": "bowl", "vessel": "bowl", "mug": "bowl", "mugs": "bowls", "lavender": "purple",
+    "lilac": "purple", "this": "", "these": "", "those": "",
     # number words to digits-free tokens
     "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
     # fillers

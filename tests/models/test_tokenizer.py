@@ -40,6 +40,10 @@ def test_synonyms_spellings_and_case_map_to_the_same_ids(tok):
     assert normalize("Blöck") == ["block"]
     assert normalize("a slanted line of the objects") == normalize("a diagonal line of the blocks")
     assert normalize("a smidge north of the bowl") == normalize("a bit top of the bowl")
+    assert normalize("a touch left of the bowl") == normalize("a small distance left of the bowl") \
+        == normalize("a little left of the bowl")
+    assert normalize("a good distance right of the bowl") == normalize("a lot right of the bowl")
+    assert normalize("so they form a line at the base") == normalize("so them make a line at the bottom")
 
 
 def test_unknown_words_pad_and_truncation(tok):
