@@ -7,6 +7,7 @@ each scenario's goal and world, a model planner is loaded once and reused.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -199,15 +200,17 @@ def lowest_threshold(conf, ok, success: float) -> tuple[float, int, float] | Non
 
 def threshold_for(results: list[ScenarioResult], success: float) -> dict[str, Any] | None:
     """The lowest first-plan threshold at which the episodes that clear it succeed at least ``success``
-    of the time, with the share that clears it; None when no threshold does. Pick it on scenarios the
-    figures are not reported on, then report on others."""
+    of the time, with the share that clears it and the standard error of that success rate over the
+    episodes that clear it; None when no threshold does. Pick it on scenarios the figures are not
+    reported on, then report on others: placed exactly at the rate asked for, a threshold lands below
+    it on new scenarios about half the time, so ask for about two standard errors more."""
     rs = [r for r in results if r.confidences]
     found = lowest_threshold([r.confidences[0] for r in rs], [r.success for r in rs], success)
     if found is None:
         return None
     t, n, rate = found
     return {"threshold": t, "accepted": round(n / len(rs), 4), "success_if_accepted": round(rate, 4),
-            "target": success}
+            "standard_error": round(math.sqrt(rate * (1.0 - rate) / n), 4), "target": success}
 
 
 def format_curve(rows: list[dict[str, Any]], default: float | None = None) -> str:

@@ -39,7 +39,7 @@ def test_calibrated_threshold_is_the_lowest_that_reaches_the_asked_success():
                _result(False, 0.5)]
     # >= 0.6: 4 of 5 succeed (80%); >= 0.7: 3 of 4 (75%); >= 0.9: 2 of 2.
     assert threshold_for(results, 0.8) == {"threshold": 0.6, "accepted": round(5 / 6, 4),
-                                           "success_if_accepted": 0.8, "target": 0.8}
+                                           "success_if_accepted": 0.8, "standard_error": 0.1789, "target": 0.8}
     assert threshold_for(results, 0.95)["threshold"] == 0.9
     assert threshold_for([_result(False, 0.9)], 0.5) is None
 

@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
                         "and their success rate")
     p.add_argument("--calibrate", type=float, metavar="SUCCESS", default=None,
                    help="also print the lowest confidence threshold at which the episodes whose first plan "
-                        "clears it succeed at least this often (e.g. 0.98), to set as router.threshold")
+                        "clears it succeed at least this often (e.g. 0.98), to set as router.threshold; "
+                        "with the standard error of that rate (ask for about two more to keep the rate on "
+                        "new scenarios)")
     p.set_defaults(func=run)
 
 
@@ -65,9 +67,14 @@ def run(args) -> int:
         if calibrated is None:
             print(f"no confidence threshold reaches {100 * args.calibrate:.1f}% success on these scenarios")
         else:
+            se = 100 * calibrated["standard_error"]
             print(f"threshold {calibrated['threshold']:.4f}: {100 * calibrated['accepted']:.1f}% of first plans clear "
                   f"it and {100 * calibrated['success_if_accepted']:.1f}% of those succeed (asked: "
-                  f"{100 * args.calibrate:.1f}%); set it as router.threshold, or export with --threshold")
+                  f"{100 * args.calibrate:.1f}%; standard error {se:.2f} points); set it as router.threshold, "
+                  "or export with --threshold")
+            print(f"a threshold picked at the rate asked for keeps it on new scenarios only about half the time: "
+                  f"to keep {100 * args.calibrate:.1f}%, ask for about {100 * args.calibrate + 2 * se:.1f}% "
+                  "(two standard errors more), on more scenarios if that leaves too few clearing")
     if args.json_out:
         write_json_atomic(args.json_out, {"planner": args.planner, "files": args.files,
                                           "grasp_failure": args.grasp_failure, "summary": summary,
