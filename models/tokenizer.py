@@ -107,7 +107,7 @@ WORDS: dict[str, str] = {
     "underneath": "bottom", "rear": "back", "farther": "further", "north": "top", "south": "bottom",
     "east": "right", "west": "left", "slanted": "diagonal", "slanting": "diagonal", "oblique": "diagonal",
     "angled": "diagonal", "identical": "same", "mismatched": "different", "unmatched": "different",
-    "sit": "be", "rest": "be", "sits": "is", "rests": "is", "lies": "is", "resting": "sitting",
+    "sit": "be", "sits": "is", "rests": "is", "lies": "is", "resting": "sitting",
     "lying": "sitting", "seated": "sitting", "base": "bottom", "across": "along", "form": "make",
     "forms": "make", "create": "make", "construct": "build", "assemble": "build", "they": "them",
     "adjacent": "next", "toward": "to", "towards": "to", "bin": "bowl", "bins": "bowls",

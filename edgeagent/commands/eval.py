@@ -72,9 +72,12 @@ def run(args) -> int:
                   f"it and {100 * calibrated['success_if_accepted']:.1f}% of those succeed (asked: "
                   f"{100 * args.calibrate:.1f}%; standard error {se:.2f} points); set it as router.threshold, "
                   "or export with --threshold")
-            print(f"a threshold picked at the rate asked for keeps it on new scenarios only about half the time: "
-                  f"to keep {100 * args.calibrate:.1f}%, ask for about {100 * args.calibrate + 2 * se:.1f}% "
-                  "(two standard errors more), on more scenarios if that leaves too few clearing")
+            margin = 100 * args.calibrate + 2 * se
+            print("a threshold picked at the rate asked for keeps it on new scenarios only about half the time: "
+                  + (f"to keep {100 * args.calibrate:.1f}%, ask for about {margin:.1f}% (two standard errors more), "
+                     "on more scenarios if that leaves too few clearing" if margin < 100 else
+                     f"too few first plans clear it to keep {100 * args.calibrate:.1f}% with a margin; "
+                     "evaluate more scenarios"))
     if args.json_out:
         write_json_atomic(args.json_out, {"planner": args.planner, "files": args.files,
                                           "grasp_failure": args.grasp_failure, "summary": summary,
