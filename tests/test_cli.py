@@ -94,6 +94,9 @@ def test_eval_calibrate_prints_and_records_a_threshold_and_rejects_a_bad_rate(tm
         assert abs(cal["threshold"] - data["scenarios"][0]["confidences"][0]) < 1e-3 and cal["accepted"] == 1.0
         assert f"threshold {cal['threshold']:.4f}" in printed and "router.threshold" in printed
         assert cal["standard_error"] == 0.0 and "standard error 0.00 points" in printed  # 1 of 1 succeeded
+        assert "ask for about 50.0%" in printed
+        assert main(["eval", str(good), "--planner", "model", "--quiet", "--calibrate", "1.0"]) == 0
+        assert "evaluate more scenarios" in capsys.readouterr().out  # no margin fits above 100%
     else:
         assert data["calibrated_threshold"] is None and "no confidence threshold" in printed
     assert main(["eval", str(good), "--planner", "model", "--calibrate", "98"]) == 2
