@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, ModelError
+from edgeagent.models.clauses import split
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
 from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks
 from edgeagent.types import UNKNOWN, Call, Observation, Plan
@@ -187,6 +189,10 @@ class ModelPlanner:
         self.tokenizer = Tokenizer(list(self.manifest.vocab), self.manifest.T)
         self.model_id = self.manifest.model_id
         self._tokens: dict[str, np.ndarray] = {}
+        self._parts: dict[str, list[str]] = {}
+        # A compound instruction in progress: [instruction, current part, arm moved since home]. Parts
+        # are done in order and not revisited: the model tells a task done by the gripper over its goal.
+        self._task: list | None = None
         # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
         # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
@@ -207,12 +213,62 @@ class ModelPlanner:
             self._tokens[instruction] = ids
         return ids
 
-    def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan:
-        """One forward pass: the calls to make now, or ``done``.
+    def parts(self, instruction: str) -> list[str]:
+        """The single tasks of ``instruction`` in order (models/clauses.py), cached per instruction."""
+        parts = self._parts.get(instruction)
+        if parts is None:
+            if len(self._parts) >= _TOKEN_CACHE:
+                self._parts.clear()
+            parts = self._parts[instruction] = split(instruction)
+        return parts
 
-        ``deadline_ms`` is accepted for the protocol; a local forward pass is not interruptible and the
-        router budgets for it.
+    def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan:
+        """The calls to make now, or ``done``: one forward pass per task of the instruction.
+
+        A compound instruction ("put the red block in the blue bowl, then the green one on the cyan
+        block", models/clauses.py) is planned part by part, in order: a part goes on until the model
+        sees it done, then the arm goes home (when a call moved it, and the registry has ``home``) and
+        the next part starts; ``done`` when the last part is. ``reset()`` starts over at the first
+        part. ``deadline_ms`` is accepted for the protocol; a local forward pass is not interruptible
+        and the router budgets for it.
         """
+        parts = self.parts(instruction)
+        if len(parts) == 1:
+            return self._plan(obs, instruction)
+        if self._task is None or self._task[0] != instruction:
+            self._task = [instruction, 0, False]  # instruction, current part, arm away from home
+        spent: dict[str, float] = {}
+        while True:
+            i = self._task[1]
+            plan = self._plan(obs, parts[i])
+            for stage, ms in plan.timings_ms.items():
+                spent[stage] = spent.get(stage, 0.0) + ms
+            if not plan.done:
+                where = f"part {i + 1} of {len(parts)}: {parts[i]!r}"
+                break
+            if i + 1 == len(parts):
+                where = f"all {len(parts)} parts done"
+                break
+            self._task[1] = i + 1
+            home = self._home() if self._task[2] else None
+            if home is not None:
+                # The model learned to end a task with the gripper over its goal: seen there, the next
+                # part would look done. It starts from home, as every task it learned did.
+                plan = Plan((home,), False, plan.confidence, "local", self.model_id)
+                where = f"part {i + 1} of {len(parts)} done; the arm goes home before part {i + 2}"
+                break
+        return replace(plan, latency_ms=sum(spent.values()), timings_ms=spent,
+                       reason=f"{where}; {plan.reason}" if plan.reason else where)
+
+    def _home(self) -> Call | None:
+        """``home()``, validated; None on a robot whose registry has no ``home``."""
+        try:
+            return self.registry.validate(Call("home", {}))
+        except CallError:
+            return None
+
+    def _plan(self, obs: Observation, instruction: str) -> Plan:
+        """One forward pass on one task."""
         t0 = time.perf_counter()
         if self.manifest.view.kind == "table" and obs.camera not in self._cameras:
             self._check_camera(obs.camera)
@@ -260,6 +316,8 @@ class ModelPlanner:
         """The robot carried out ``call`` (``Executor.run`` reports it): remember the last place and pick."""
         if self.put_backs is not None:
             self.put_backs.done(call.primitive, call.args.get("at"))
+        if self._task is not None:
+            self._task[2] = call.primitive != "home"
 
     def call_failed(self, call: Call) -> None:
         """The robot could not carry out ``call`` (``Executor.run`` reports it): remember a failed pick."""
@@ -270,6 +328,7 @@ class ModelPlanner:
 
     def reset(self) -> None:
         """Start a new task: forget the failed picks and moves of the last one (``Executor.run`` calls this)."""
+        self._task = None
         if self.failed_picks is not None:
             self.failed_picks.reset()
         if self.put_backs is not None:

@@ -1,0 +1,55 @@
+"""The shipped planner carries out a compound instruction part by part, closed loop in the simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeagent.harness import run_scenario
+from edgeagent.models.runtime import ModelPlanner, default_model_dir
+from edgeagent.sim.scenario import load_scenarios
+
+SCENARIOS = """
+- name: two-bowls
+  instruction: put the red block in the blue bowl and the green block in the yellow bowl
+  scene: {seed: 3, blocks: [red, green, cyan], bowls: [blue, yellow]}
+  goal: [{in: [red block, blue bowl]}, {in: [green block, yellow bowl]}]
+- name: bowl-then-stack
+  instruction: Put the red block in the blue bowl. Then stack the green block on the cyan block.
+  scene: {seed: 4, blocks: [red, green, cyan], bowls: [blue]}
+  goal: [{in: [red block, blue bowl]}, {on: [green block, cyan block]}]
+- name: two-to-one-corner
+  instruction: move the red and the green blocks to the top left corner
+  scene: {seed: 5, blocks: [red, green, cyan]}
+  goal: [{at: [red block, top left corner]}, {at: [green block, top left corner]}]
+"""
+
+
+@pytest.fixture(scope="module")
+def planner():
+    return ModelPlanner(default_model_dir())
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compound") / "compound.yaml"
+    path.write_text(SCENARIOS)
+    return load_scenarios([path])
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_each_part_is_carried_out_in_order(planner, scenarios, index):
+    scenario = scenarios[index]
+    result, run = run_scenario(scenario, lambda sc, robot: planner)
+    assert result.success, (scenario.name, result.unmet, [p.reason for p in run.plans])
+    reasons = [p.reason for p in run.plans]
+    assert reasons[0].startswith("part 1 of 2")
+    # Between the parts the arm goes home, so the second part starts from a scene like every task's.
+    homes = [i for i, p in enumerate(run.plans) if [c.primitive for c in p.calls] == ["home"]]
+    assert len(homes) == 1 and reasons[homes[0] + 1].startswith("part 2 of 2")
+    assert run.plans[-1].done and reasons[-1].startswith("all 2 parts done")
+
+
+def test_a_new_task_starts_again_at_the_first_part(planner, scenarios):
+    first, again = (run_scenario(scenarios[0], lambda sc, robot: planner)[1] for _ in range(2))
+    assert again.plans[0].reason.startswith("part 1 of 2")
+    assert [c.primitive for c in again.plans[0].calls] == [c.primitive for c in first.plans[0].calls]
