@@ -61,6 +61,20 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("a", "fair", "distance"): ("a", "lot"),
     ("a", "fair", "bit"): ("a", "lot"),
     ("a", "good", "way"): ("a", "lot"),
+    # Places said from where the robot stands: far/back = top, near/front = bottom (DESIGN §8).
+    **{(a, side, "corner"): (to, side, "corner") for a, to in (("far", "top"), ("back", "top"), ("rear", "top"),
+                                                              ("near", "bottom"), ("front", "bottom"))
+       for side in ("left", "right")},
+    **{(side, "corner", w, *you): ("bottom" if w in ("closest", "nearest") else "top", side, "corner")
+       for side in ("left", "right") for w in ("closest", "nearest", "farthest", "furthest")
+       for you in (("to", "you"), ("from", "you"), ("you",))},
+    ("far", "edge"): ("top", "side"), ("back", "edge"): ("top", "side"), ("rear", "edge"): ("top", "side"),
+    ("near", "edge"): ("bottom", "side"), ("front", "edge"): ("bottom", "side"),
+    ("halfway", "up"): (), ("halfway", "down"): (), ("halfway", "along"): (), ("halfway",): (),
+    ("at", "45", "degrees"): ("diagonal",), ("45", "degrees"): ("diagonal",), ("45", "degree"): ("diagonal",),
+    ("lined", "up"): ("line",), ("square", "block"): ("block",), ("square", "blocks"): ("blocks",),
+    ("square", "cube"): ("block",), ("square", "cubes"): ("blocks",),
+    ("running", "away", "from", "you"): ("vertical",), ("pointing", "away", "from", "you"): ("vertical",),
 }
 
 #: Single-word normalisations: spelling variants, plurals and synonyms -> the canonical word.
@@ -112,9 +126,12 @@ WORDS: dict[str, str] = {
     "forms": "make", "create": "make", "construct": "build", "assemble": "build", "they": "them",
     "adjacent": "next", "toward": "to", "towards": "to", "bin": "bowl", "bins": "bowls",
     "receptacle": "bowl", "vessel": "bowl", "mug": "bowl", "mugs": "bowls", "lavender": "purple",
-    "lilac": "purple", "this": "", "these": "", "those": "",
+    "lilac": "purple", "this": "", "these": "", "those": "", "moved": "put", "placed": "put",
+    "lined": "line", "piled": "stacked", "finally": "then", "lastly": "then", "pls": "", "plz": "",
+    # counts ("all three blocks") say nothing the scene does not show
+    "two": "", "three": "", "four": "", "five": "", "six": "",
     # number words to digits-free tokens
-    "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
+    "1": "one",
     # fillers
     "please": "", "kindly": "", "could": "", "would": "", "you": "", "can": "", "hey": "", "robot": "",
     "now": "", "ok": "", "okay": "", "thanks": "", "thank": "", "the": "", "an": "",

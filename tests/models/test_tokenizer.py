@@ -107,3 +107,18 @@ def test_normalising_never_merges_instructions_that_mean_different_things():
     assert normalize("put the blocks in a row, diagonal") == ["put", "blocks", "in", "a", "line", "diagonal"]
     assert normalize("a straight vertical row")[-2:] == ["vertical", "line"]
     assert "horizontal" not in normalize("arrange the cubes in a vertical row")
+
+
+@pytest.mark.parametrize("said, learned", [
+    ("the far right corner", "the top right corner"), ("the back-left corner", "the top left corner"),
+    ("the near left corner", "the bottom left corner"), ("the front-right corner", "the bottom right corner"),
+    ("the left corner closest to you", "the bottom left corner"),
+    ("the right corner farthest from you", "the top right corner"),
+    ("the middle of the far edge", "the middle of the top side"), ("the near edge", "the bottom side"),
+    ("the right edge, halfway up", "the right side"),
+    ("all three blocks lined up at 45 degrees", "all blocks in a diagonal line"),
+    ("the red square block", "the red block"), ("pls move it", "put it"),
+])
+def test_places_said_from_the_robot_and_counts_read_as_the_words_the_planner_learned(said, learned):
+    drop = {"a", "in", "of", "line"}  # filler differences between the two phrasings
+    assert [w for w in normalize(said) if w not in drop] == [w for w in normalize(learned) if w not in drop]
