@@ -142,6 +142,32 @@ WORDS: dict[str, str] = {
 #: gives the line its orientation; an explicit one ("a vertical row", "in a row, diagonal") wins.
 ORIENTING: dict[str, str] = {"row": "horizontal", "rows": "horizontal", "column": "vertical", "columns": "vertical"}
 
+#: Words a letter away from a known one that mean something else ("light blue" is not "right blue").
+TYPO_KEEP = frozenset({"light", "dark", "black", "white", "watch", "where", "there", "while", "below"})
+
+
+def _typo(word: str, known: str) -> str | None:
+    """How ``word`` is one typo away from ``known``: "changed", "swapped", "added" (a letter too many),
+    "dropped"; None when it is not."""
+    if word == known:
+        return None
+    if len(word) == len(known):
+        diff = [i for i, (x, y) in enumerate(zip(word, known)) if x != y]
+        if len(diff) == 1:
+            return "changed"
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == known[diff[1]] \
+                and word[diff[1]] == known[diff[0]]:
+            return "swapped"
+        return None
+    short, long_ = (word, known) if len(word) < len(known) else (known, word)
+    if len(long_) - len(short) != 1:
+        return None
+    i = next((k for k, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
+    if short[i:] != long_[i + 1:]:
+        return None
+    return "added" if len(word) > len(known) else "dropped"
+
+
 _SPLIT = re.compile(r"[^\w]+|_+")
 
 
@@ -211,13 +237,44 @@ class Tokenizer:
         self.vocab = list(vocab)
         self.T = int(T)
         self.index = {w: i for i, w in enumerate(self.vocab)}
+        self._targets: dict[str, str] | None = None  # typo targets, built on first need
 
     def word_id(self, word: str) -> int:
-        """Id of one normalised word; a plural falls back to its singular, else ``UNK``."""
+        """Id of one normalised word; a plural falls back to its singular, a typo to the one word it is
+        a letter away from (``typo_fix``), else ``UNK``."""
         i = self.index.get(word)
         if i is None and len(word) > 3 and word.endswith("s"):
             i = self.index.get(word[:-1])
+        if i is None:
+            fixed = self.typo_fix(word)
+            i = None if fixed is None else self.index.get(fixed)
         return UNK if i is None else i
+
+    def typo_fix(self, word: str) -> str | None:
+        """The known word ``word`` is one typo from ("yelow", "purpel", "gren", "bolw"), or None.
+
+        A typo is one letter dropped, added, changed, or two neighbours swapped. A 3-letter word is fixed
+        only by a dropped letter ("bue"); a changed letter only to a known word of 5 or more ("tray" is
+        not "gray", "when" not "then"); when several known words (or synonyms) are that close, the one
+        with the same first letter, if it is the only one; a word the table knows is never changed.
+        """
+        if len(word) < 3 or not word.isalpha() or word in TYPO_KEEP:
+            return None
+        if self._targets is None:
+            known = {w: w for w in self.vocab[len(SPECIALS):] if len(w) >= 4 and w.isalpha()}
+            known.update({k: v for k, v in WORDS.items() if len(k) >= 4 and v and self.index.get(v)})
+            self._targets = known
+        hits = {}
+        for t, canonical in self._targets.items():
+            if abs(len(t) - len(word)) > 1:
+                continue
+            kind = _typo(word, t)
+            if kind and (len(t) >= 5 or kind != "changed") and (len(word) >= 4 or kind == "dropped"):
+                hits[t] = canonical
+        if len({*hits.values()}) > 1:
+            hits = {t: c for t, c in hits.items() if t[0] == word[0]}
+        found = set(hits.values())
+        return found.pop() if len(found) == 1 else None
 
     def ids(self, text: object) -> list[int]:
         """Word ids of ``text`` without padding or truncation."""

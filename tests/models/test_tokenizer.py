@@ -122,3 +122,37 @@ def test_normalising_never_merges_instructions_that_mean_different_things():
 def test_places_said_from_the_robot_and_counts_read_as_the_words_the_planner_learned(said, learned):
     drop = {"a", "in", "of", "line"}  # filler differences between the two phrasings
     assert [w for w in normalize(said) if w not in drop] == [w for w in normalize(learned) if w not in drop]
+
+
+@pytest.fixture(scope="module")
+def shipped_tok():
+    from edgeagent.models.manifest import load_manifest
+    from edgeagent.models.runtime import default_model_dir
+
+    manifest, _ = load_manifest(default_model_dir())
+    return Tokenizer(list(manifest.vocab), manifest.T)
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("put the yelow block in the bowl", "put the yellow block in the bowl"),
+    ("stakc all the blocks", "stack all the blocks"), ("the pnik cube", "the pink cube"),
+    ("put the bue block in the bolw", "put the blue block in the bowl"),
+    ("the gren block to the bottm left conrer", "the green block to the bottom left corner"),
+    ("palce the purpel block", "place the purple block"), ("the blocck", "the block"),
+])
+def test_one_typo_in_a_word_reads_as_the_word(shipped_tok, typed, meant):
+    assert shipped_tok.ids(typed) == shipped_tok.ids(meant)
+
+
+@pytest.mark.parametrize("word", ["tray", "when", "light", "wide", "fine", "what", "hot", "dark"])
+def test_real_words_near_a_known_one_are_not_changed(shipped_tok, word):
+    assert shipped_tok.typo_fix(word) is None and shipped_tok.word_id(word) == UNK
+
+
+def test_no_generated_instruction_reads_differently_with_typo_fixing(shipped_tok):
+    from edgeagent.sim.families import FAMILIES, generate
+
+    plain = Tokenizer(shipped_tok.vocab, shipped_tok.T)
+    plain.typo_fix = lambda word: None
+    texts = [s["instruction"] for s in generate(list(FAMILIES), 100, 515_151)]
+    assert [shipped_tok.ids(t) for t in texts] == [plain.ids(t) for t in texts]
