@@ -143,7 +143,7 @@ WORDS: dict[str, str] = {
 ORIENTING: dict[str, str] = {"row": "horizontal", "rows": "horizontal", "column": "vertical", "columns": "vertical"}
 
 #: Words a letter away from a known one that mean something else ("light blue" is not "right blue").
-TYPO_KEEP = frozenset({"light", "dark", "black", "white", "watch", "where", "there", "while", "below"})
+TYPO_KEEP = frozenset({"black", "blacks", "white", "whites", "watch", "where", "there", "while", "below"})
 
 
 def _typo(word: str, known: str) -> str | None:
@@ -253,26 +253,25 @@ class Tokenizer:
     def typo_fix(self, word: str) -> str | None:
         """The known word ``word`` is one typo from ("yelow", "purpel", "gren", "bolw"), or None.
 
-        A typo is one letter dropped, added, changed, or two neighbours swapped. A 3-letter word is fixed
-        only by a dropped letter ("bue"); a changed letter only to a known word of 5 or more ("tray" is
-        not "gray", "when" not "then"); when several known words (or synonyms) are that close, the one
-        with the same first letter, if it is the only one; a word the table knows is never changed.
+        A typo is one letter dropped, added, changed, or two neighbours swapped, after the first letter
+        (people rarely miss that one, and "light", "might", "when", "tray" are words of their own, not
+        "right", "then", "gray"). A 3-letter word is fixed only by a dropped letter ("bue"); a changed
+        letter only to a known word of 5 or more ("wide" is not "side"); only to a word of the vocabulary,
+        and only when exactly one is that close; a word the table knows is never changed.
         """
         if len(word) < 3 or not word.isalpha() or word in TYPO_KEEP:
             return None
         if self._targets is None:
-            known = {w: w for w in self.vocab[len(SPECIALS):] if len(w) >= 4 and w.isalpha()}
-            known.update({k: v for k, v in WORDS.items() if len(k) >= 4 and v and self.index.get(v)})
-            self._targets = known
+            # Only words the model learned: a synonym of the table ("slide", "stick") is too close to
+            # words of its own ("side", "stack") in a vocabulary that lacks them.
+            self._targets = {w: w for w in self.vocab[len(SPECIALS):] if len(w) >= 4 and w.isalpha()}
         hits = {}
         for t, canonical in self._targets.items():
-            if abs(len(t) - len(word)) > 1:
+            if abs(len(t) - len(word)) > 1 or t[0] != word[0]:
                 continue
             kind = _typo(word, t)
             if kind and (len(t) >= 5 or kind != "changed") and (len(word) >= 4 or kind == "dropped"):
                 hits[t] = canonical
-        if len({*hits.values()}) > 1:
-            hits = {t: c for t, c in hits.items() if t[0] == word[0]}
         found = set(hits.values())
         return found.pop() if len(found) == 1 else None
 

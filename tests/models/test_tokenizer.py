@@ -138,7 +138,7 @@ def shipped_tok():
     ("stakc all the blocks", "stack all the blocks"), ("the pnik cube", "the pink cube"),
     ("put the bue block in the bolw", "put the blue block in the bowl"),
     ("the gren block to the bottm left conrer", "the green block to the bottom left corner"),
-    ("palce the purpel block", "place the purple block"), ("the blocck", "the block"),
+    ("put the purpel block", "put the purple block"), ("the blocck", "the block"),
 ])
 def test_one_typo_in_a_word_reads_as_the_word(shipped_tok, typed, meant):
     assert shipped_tok.ids(typed) == shipped_tok.ids(meant)
