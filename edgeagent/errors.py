@@ -66,6 +66,10 @@ class ContractMismatch(ModelError):
     """The model's manifest disagrees with the registry, its file or its shapes."""
 
 
+class InstructionError(EdgeAgentError):
+    """The instruction names nothing the planner can act on (no block, bowl, colour or place it knows)."""
+
+
 class DependencyMissing(EdgeAgentError):
     """An optional dependency is not installed; the message says how to install it."""
 

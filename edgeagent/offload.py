@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from edgeagent.errors import CallError, OffloadError, OffloadTimeout, ProtocolError
+from edgeagent.errors import CallError, EdgeAgentError, OffloadError, OffloadTimeout, ProtocolError
 from edgeagent.protocol import (OFFLOAD_REQUESTS, Request, decode_camera, decode_image, decode_reply, decode_request,
                                 encode_error, encode_image, encode_reply, encode_request, new_id, peek_id)
 from edgeagent.router import LatencyStats, LinkHealth
@@ -83,7 +83,10 @@ class OffloadApp:
             plan = self.planner.plan(obs, request.get("instruction"), deadline_ms=deadline)
         except Exception as exc:
             self.failed += 1
-            log.exception("planner failed on request %s", request.id)
+            if isinstance(exc, EdgeAgentError):  # said on purpose ("names no block …"): no traceback
+                log.warning("planner refused request %s: %s", request.id, exc)
+            else:
+                log.exception("planner failed on request %s", request.id)
             return encode_error(request.id, "planner_error", f"request {request.id}: the workstation planner "
                                                              f"failed: {type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t) * 1e3

@@ -19,10 +19,11 @@ from typing import Mapping
 import numpy as np
 
 from edgeagent.camera import CameraModel
-from edgeagent.errors import CallError, ModelError
+from edgeagent.errors import CallError, InstructionError, ModelError
 from edgeagent.models.clauses import split
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
 from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks
+from edgeagent.sim.world import COLORS
 from edgeagent.types import UNKNOWN, Call, Observation, Plan
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,11 @@ def engine_file(onnx_path: Path, engine: str) -> Path:
     return path
 
 
+#: Words an instruction the planner can act on names at least one of (objects, colours, places, arrangements).
+GROUNDING = frozenset({*COLORS, "block", "blocks", "bowl", "bowls", "color", "colors", "match", "stack", "stacked",
+                       "tower", "line", "corner", "side", "middle", "left", "right", "top", "bottom"})
+
+
 class ModelPlanner:
     """The local planner: a verified model folder run by one backend. Implements ``Planner``.
 
@@ -214,9 +220,19 @@ class ModelPlanner:
         return ids
 
     def parts(self, instruction: str) -> list[str]:
-        """The single tasks of ``instruction`` in order (models/clauses.py), cached per instruction."""
+        """The single tasks of ``instruction`` in order (models/clauses.py), cached per instruction.
+
+        Raises ``InstructionError`` when the instruction names nothing the model could act on: no
+        block, bowl, colour, place or arrangement it knows ("what is the weather like"). The model
+        would move something anyway, and sure of it; a robot should say so instead.
+        """
         parts = self._parts.get(instruction)
         if parts is None:
+            words = {self.tokenizer.vocab[i] for i in self.tokenizer.ids(instruction)}
+            if not words & GROUNDING:
+                raise InstructionError(
+                    f"instruction {str(instruction)[:120]!r} names no block, bowl, colour or place this planner "
+                    f"knows; say what to move and where, e.g. 'put the red block in the blue bowl'")
             if len(self._parts) >= _TOKEN_CACHE:
                 self._parts.clear()
             parts = self._parts[instruction] = split(instruction)

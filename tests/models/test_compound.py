@@ -53,3 +53,13 @@ def test_a_new_task_starts_again_at_the_first_part(planner, scenarios):
     first, again = (run_scenario(scenarios[0], lambda sc, robot: planner)[1] for _ in range(2))
     assert again.plans[0].reason.startswith("part 1 of 2")
     assert [c.primitive for c in again.plans[0].calls] == [c.primitive for c in first.plans[0].calls]
+
+
+@pytest.mark.parametrize("instruction", ["what is the weather like today", "hello robot", "thanks!"])
+def test_an_instruction_naming_nothing_it_knows_is_refused_not_acted_on(planner, scenarios, instruction):
+    from dataclasses import replace
+
+    scenario = replace(scenarios[0], instruction=instruction)
+    result, run = run_scenario(scenario, lambda sc, robot: planner)
+    assert result.status == "error" and result.steps == 0
+    assert "names no block, bowl, colour or place" in run.error and instruction in run.error

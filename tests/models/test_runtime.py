@@ -255,7 +255,7 @@ def test_the_table_view_is_the_table_seen_from_above():
 
 def test_done_and_unusable_plans(planner):
     cam = camera()
-    assert planner.plan(Observation(scene_image(cam, (0.0, 0.0)), cam), "done").done
+    assert planner.plan(Observation(scene_image(cam, (0.0, 0.0)), cam), "done with the red block").done
     # The only red thing lies beyond the workspace's far edge: no call, not done, zero confidence.
     beyond = Observation(scene_image(cam, red_pixel=(40, 30)), cam)
     plan = planner.plan(beyond, "pick the red block")
