@@ -72,6 +72,11 @@ PHRASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("near", "edge"): ("bottom", "side"), ("front", "edge"): ("bottom", "side"),
     ("halfway", "up"): (), ("halfway", "down"): (), ("halfway", "along"): (), ("halfway",): (),
     ("at", "45", "degrees"): ("diagonal",), ("45", "degrees"): ("diagonal",), ("45", "degree"): ("diagonal",),
+    # Shades people name for the simulator's colours.
+    ("light", "blue"): ("cyan",), ("sky", "blue"): ("cyan",), ("baby", "blue"): ("cyan",),
+    ("dark", "blue"): ("blue",), ("dark", "green"): ("green",), ("dark", "red"): ("red",),
+    ("light", "green"): ("green",), ("light", "purple"): ("purple",), ("light", "gray"): ("gray",),
+    ("dark", "gray"): ("gray",), ("light", "grey"): ("gray",), ("dark", "grey"): ("gray",),
     ("lined", "up"): ("line",), ("square", "block"): ("block",), ("square", "blocks"): ("blocks",),
     ("square", "cube"): ("block",), ("square", "cubes"): ("blocks",),
     ("running", "away", "from", "you"): ("vertical",), ("pointing", "away", "from", "you"): ("vertical",),
@@ -130,6 +135,10 @@ WORDS: dict[str, str] = {
     "lined": "line", "piled": "stacked", "finally": "then", "lastly": "then", "pls": "", "plz": "",
     # counts ("all three blocks") say nothing the scene does not show
     "two": "", "three": "", "four": "", "five": "", "six": "",
+    # spoken fillers (a transcript keeps them)
+    "um": "", "umm": "", "uh": "", "uhh": "", "uhm": "", "er": "", "erm": "", "hmm": "", "mm": "",
+    "maroon": "red", "indigo": "purple", "fuchsia": "pink", "olive": "green", "beige": "brown",
+    "lemon": "yellow", "charcoal": "gray",
     # number words to digits-free tokens
     "1": "one",
     # fillers

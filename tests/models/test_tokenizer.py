@@ -118,6 +118,7 @@ def test_normalising_never_merges_instructions_that_mean_different_things():
     ("the right edge, halfway up", "the right side"),
     ("all three blocks lined up at 45 degrees", "all blocks in a diagonal line"),
     ("the red square block", "the red block"), ("pls move it", "put it"),
+    ("um put the uh light blue block in the dark green bowl", "put the cyan block in the green bowl"),
 ])
 def test_places_said_from_the_robot_and_counts_read_as_the_words_the_planner_learned(said, learned):
     drop = {"a", "in", "of", "line"}  # filler differences between the two phrasings
