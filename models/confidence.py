@@ -198,6 +198,21 @@ def fit_head(head, X: np.ndarray, y: np.ndarray, val: np.ndarray, *, seed: int =
     return best.eval(), best_loss
 
 
+def margin(conf: np.ndarray, ok: np.ndarray, target: float) -> dict[str, Any]:
+    """The standard error of a success rate of ``target`` over the plans that clear the threshold picked at
+    exactly ``target``, and the threshold that asks for two standard errors more (None when none
+    reaches it): a threshold placed at the target lands below it on new tasks about half the time."""
+    from edgeagent.harness import lowest_threshold
+
+    found = lowest_threshold(conf, ok, target)
+    if found is None:
+        return {"standard_error": None, "with_margin": None}
+    se = float(np.sqrt(target * (1.0 - target) / found[1]))
+    asked = target + 2.0 * se
+    better = lowest_threshold(conf, ok, asked) if asked < 1.0 else None
+    return {"standard_error": round(se, 4), "with_margin": None if better is None else round(better[0], 4)}
+
+
 def rollout_scenarios(per_family: int, seed: int, families: list[str] | None = None) -> list:
     from edgeagent.sim.families import generate
     from edgeagent.sim.scenario import scenario_from_dict
@@ -298,13 +313,23 @@ def refit_confidence(checkpoint: str | Path, out: str | Path, *, per_family: int
                                     fallback=float(ck.get("confidence_threshold", 0.9)))
     report["threshold"] = {"value": round(threshold, 4), "success": TARGET_SUCCESS,
                            "accepted_first_plans": {k: round(float((v[first] >= threshold).mean()), 4)
-                                                    for k, v in conf.items()}}
+                                                    for k, v in conf.items()},
+                           **margin(conf["int8"][first], y[first], TARGET_SUCCESS)}
     report["wall_time_s"] = round(time.time() - t0, 1)
     training = dict(ck.get("training", {}))
     training["confidence"] = report
     save_atomic({**ck, "config": config, "model": state, "confidence_threshold": threshold, "training": training},
                 Path(out))
     v = report["validation"]
+    t = report["threshold"]
+    if t["standard_error"] is not None:
+        _log(f"the threshold reaches {TARGET_SUCCESS:.0%} on {v['episodes']} validation episodes, exactly: on new "
+             f"tasks it holds about half the time (standard error {t['standard_error']:.2%}). " +
+             (f"With a margin of two standard errors it would be {t['with_margin']:.4f}; " if t["with_margin"] else
+              "No threshold reaches a margin of two standard errors on so few episodes; ") +
+             "to pick one for your robot, run `edgeagent eval SCENARIOS --planner model --model DIR --calibrate "
+             f"{min(TARGET_SUCCESS + 2 * t['standard_error'], 0.999):.3f}` on a few thousand scenarios "
+             "and export with `--threshold`")
     _log(f"confidence from {len(scenarios):,} rollouts ({report['episode_success']:.1%} succeeded, "
          f"{report['plan_requests']:,} plan requests): validation AUROC (FP32 / INT8) "
          f"{v['old']['fp32']['auroc']} / {v['old']['int8']['auroc']} -> {v['new']['fp32']['auroc']} / "

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from edgeagent.cli import main
-from edgeagent.models.confidence import auroc, refit_confidence
+from edgeagent.harness import lowest_threshold
+from edgeagent.models.confidence import auroc, margin, refit_confidence
 from edgeagent.models.export import build_net, export_onnx, load_checkpoint
 from edgeagent.models.runtime import SHIPPED
 
@@ -24,6 +25,20 @@ def test_auroc_counts_correctly_ordered_pairs_with_ties_as_half():
     assert auroc(score, ok) == pytest.approx(np.mean(pairs))
     assert auroc(np.arange(4.0), np.array([0, 0, 1, 1], bool)) == 1.0
     assert np.isnan(auroc(np.arange(3.0), np.ones(3, bool)))
+
+
+def test_margin_asks_two_standard_errors_over_the_target():
+    # 1,000 plans in order of confidence: the top 500 succeed, then every 25th fails, the last 100 all fail.
+    conf = np.linspace(1.0, 0.0, 1000)
+    ok = np.ones(1000, bool)
+    ok[510:900:25] = False
+    ok[900:] = False
+    exact, n, _ = lowest_threshold(conf, ok, 0.98)
+    m = margin(conf, ok, 0.98)
+    assert m["standard_error"] == pytest.approx(np.sqrt(0.98 * 0.02 / n), abs=1e-4)
+    with_margin = lowest_threshold(conf, ok, 0.98 + 2 * m["standard_error"])[0]
+    assert m["with_margin"] == pytest.approx(with_margin, abs=1e-4) and with_margin > exact
+    assert margin(conf, np.zeros(1000, bool), 0.98) == {"standard_error": None, "with_margin": None}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +59,7 @@ def test_refit_reports_the_rollouts_and_keeps_the_better_head(refit):
     assert ck["config"]["confidence"] == ("plan" if report["kept"] == "new" else "slot")
     assert 0.05 <= ck["confidence_threshold"] <= 0.999
     assert ck["confidence_threshold"] == report["threshold"]["value"]
+    assert {"standard_error", "with_margin"} <= set(report["threshold"])
 
 
 def test_refit_changes_only_the_confidence_and_exports_it(refit, tmp_path):
