@@ -263,6 +263,9 @@ class ModelPlanner:
                 where = f"part {i + 1} of {len(parts)}: {parts[i]!r}"
                 break
             if i + 1 == len(parts):
+                # Start over next time: a planner no executor resets (a workstation's, a `plan` request's)
+                # may see the same instruction again as a new task.
+                self._task = None
                 where = f"all {len(parts)} parts done"
                 break
             self._task[1] = i + 1

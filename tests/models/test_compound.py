@@ -63,3 +63,24 @@ def test_an_instruction_naming_nothing_it_knows_is_refused_not_acted_on(planner,
     result, run = run_scenario(scenario, lambda sc, robot: planner)
     assert result.status == "error" and result.steps == 0
     assert "names no block, bowl, colour or place" in run.error and instruction in run.error
+
+
+def test_without_an_executor_a_finished_instruction_starts_again_at_the_first_part(planner, scenarios):
+    """A workstation's planner or a `plan` request is never reset: once every part is done, the same
+    instruction is a new task."""
+    from edgeagent.sim.robot import SimRobot
+
+    scenario = scenarios[0]
+    planner.reset()
+    for _ in range(2):
+        robot = SimRobot(scenario.build_world(), seed=scenario.scene.seed)
+        with robot:
+            reasons = []
+            for _ in range(8):
+                plan = planner.plan(robot.observe(), scenario.instruction)
+                reasons.append(plan.reason)
+                if plan.done:
+                    break
+                result = robot.execute(plan.calls[0])
+                assert result.ok, result.message
+        assert reasons[0].startswith("part 1 of 2") and reasons[-1].startswith("all 2 parts done"), reasons
