@@ -204,6 +204,14 @@ class Router:
         self.counts = {"local": 0, "remote": 0, "cache": 0, "fallback": 0}
         self.last_fallback: dict[str, Any] | None = None
         self.last_reason = ""
+        # A compound instruction is routed part by part, so the workstation and the cache see single
+        # tasks too (models/clauses.py); ``home`` from the local planner's registry, else the standard one.
+        from edgeagent.models.clauses import Compound, home_call
+
+        registry = getattr(local, "registry", None)
+        if registry is None:
+            from edgeagent.primitives import registry
+        self._compound = Compound(home_call(registry))
 
     # -- decision -----------------------------------------------------------------------------------------
     def decide(self, confidence: float, remaining_ms: float, now: float | None = None) -> tuple[str, str]:
@@ -226,7 +234,11 @@ class Router:
 
     # -- planning -----------------------------------------------------------------------------------------
     def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan:
-        """A plan within ``deadline_ms`` (default: the router's), saying where it came from and why."""
+        """A plan within ``deadline_ms`` (default: the router's), saying where it came from and why; a
+        compound instruction one part at a time, each part routed on its own."""
+        return self._compound.plan(obs, instruction, lambda o, part: self._plan_part(o, part, deadline_ms))
+
+    def _plan_part(self, obs: Observation, instruction: str, deadline_ms: float | None) -> Plan:
         t0 = self.clock()
         deadline = float(deadline_ms) if deadline_ms else self.deadline_ms
         timings: dict[str, float] = {}
@@ -355,6 +367,7 @@ class Router:
     def reset(self) -> None:
         """A new task starts (``Executor.run``): the local planner forgets what it kept from the last one."""
         self._tried.clear()
+        self._compound.reset()
         reset = getattr(self.local, "reset", None)
         if callable(reset):
             reset()
@@ -363,6 +376,7 @@ class Router:
         """The robot carried out ``call`` (``Executor.run``): never replay it from the cache in this task,
         and tell the local planner."""
         self._tried.append(call)
+        self._compound.call_done(call)
         done = getattr(self.local, "call_done", None)
         if callable(done):
             done(call)

@@ -18,6 +18,7 @@ generator is split (tests/models/test_clauses.py checks 30,000 of them).
 from __future__ import annotations
 
 import re
+import time
 
 from edgeagent.models.tokenizer import WORDS, normalize
 from edgeagent.sim.world import COLORS
@@ -189,3 +190,84 @@ def split(instruction: str) -> list[str]:
         return [instruction]
     parts = [p for clause in _clauses(instruction) for p in _distribute(clause)]
     return parts if len(parts) > 1 else [instruction]
+
+
+_CACHE = 256
+
+
+class Compound:
+    """Plans a compound instruction part by part with a planner of single tasks.
+
+    ``plan(obs, instruction, plan_one)`` plans the current part with ``plan_one(obs, part)``: a part goes
+    on until its plan says done, then the next part starts, and when a call moved the arm since it was
+    last home, the plan is ``home`` first (``home``, a validated call, or None where the robot has
+    none): the planner learned to tell a task done by the gripper over its goal, so seen there, the next
+    part would look done, and every task it learned started from home. Parts are not revisited. Once
+    the last part is done the next plan of the same instruction starts over (a planner no executor
+    resets may see it again as a new task). ``reset()`` starts over; ``call_done(call)`` tracks the arm.
+    An instruction of one task goes to ``plan_one`` unchanged.
+    """
+
+    def __init__(self, home=None):
+        self.home = home
+        self._parts: dict[str, list[str]] = {}
+        self._task: list | None = None  # [instruction, current part, arm moved since home]
+
+    def parts(self, instruction: str) -> list[str]:
+        """``split(instruction)``, cached."""
+        parts = self._parts.get(instruction)
+        if parts is None:
+            if len(self._parts) >= _CACHE:
+                self._parts.clear()
+            parts = self._parts[instruction] = split(instruction)
+        return parts
+
+    def plan(self, obs, instruction: str, plan_one):
+        from dataclasses import replace
+
+        from edgeagent.types import Plan
+
+        parts = self.parts(instruction)
+        if len(parts) == 1:
+            return plan_one(obs, instruction)
+        if self._task is None or self._task[0] != instruction:
+            self._task = [instruction, 0, False]
+        t0 = time.perf_counter()
+        spent: dict[str, float] = {}  # per stage, over the parts planned (stages may overlap: no sum)
+        while True:
+            i = self._task[1]
+            plan = plan_one(obs, parts[i])
+            for stage, ms in plan.timings_ms.items():
+                spent[stage] = spent.get(stage, 0.0) + ms
+            if not plan.done:
+                where = f"part {i + 1} of {len(parts)}: {parts[i]!r}"
+                break
+            if i + 1 == len(parts):
+                self._task = None
+                where = f"all {len(parts)} parts done"
+                break
+            self._task[1] = i + 1
+            if self._task[2] and self.home is not None:
+                plan = Plan((self.home,), False, plan.confidence, plan.source, plan.model)
+                where = f"part {i + 1} of {len(parts)} done; the arm goes home before part {i + 2}"
+                break
+        return replace(plan, latency_ms=(time.perf_counter() - t0) * 1e3, timings_ms=spent,
+                       reason=f"{where}; {plan.reason}" if plan.reason else where)
+
+    def call_done(self, call) -> None:
+        if self._task is not None:
+            self._task[2] = call.primitive != "home"
+
+    def reset(self) -> None:
+        self._task = None
+
+
+def home_call(registry):
+    """``home()`` validated by ``registry``; None where the robot has no ``home``."""
+    from edgeagent.errors import CallError
+    from edgeagent.types import Call
+
+    try:
+        return registry.validate(Call("home", {}))
+    except CallError:
+        return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, InstructionError, ModelError
-from edgeagent.models.clauses import split
+from edgeagent.models.clauses import Compound, home_call
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
 from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks
 from edgeagent.sim.world import COLORS
@@ -195,10 +194,9 @@ class ModelPlanner:
         self.tokenizer = Tokenizer(list(self.manifest.vocab), self.manifest.T)
         self.model_id = self.manifest.model_id
         self._tokens: dict[str, np.ndarray] = {}
-        self._parts: dict[str, list[str]] = {}
-        # A compound instruction in progress: [instruction, current part, arm moved since home]. Parts
-        # are done in order and not revisited: the model tells a task done by the gripper over its goal.
-        self._task: list | None = None
+        self._checked: set[str] = set()
+        # Compound instructions, part by part (models/clauses.py).
+        self.compound = Compound(home_call(registry))
         # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
         # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
@@ -219,72 +217,32 @@ class ModelPlanner:
             self._tokens[instruction] = ids
         return ids
 
-    def parts(self, instruction: str) -> list[str]:
-        """The single tasks of ``instruction`` in order (models/clauses.py), cached per instruction.
-
-        Raises ``InstructionError`` when the instruction names nothing the model could act on: no
+    def check(self, instruction: str) -> None:
+        """Raise ``InstructionError`` when ``instruction`` names nothing the model could act on: no
         block, bowl, colour, place or arrangement it knows ("what is the weather like"). The model
-        would move something anyway, and sure of it; a robot should say so instead.
-        """
-        parts = self._parts.get(instruction)
-        if parts is None:
-            words = {self.tokenizer.vocab[i] for i in self.tokenizer.ids(instruction)}
-            if not words & GROUNDING:
-                raise InstructionError(
-                    f"instruction {str(instruction)[:120]!r} names no block, bowl, colour or place this planner "
-                    f"knows; say what to move and where, e.g. 'put the red block in the blue bowl'")
-            if len(self._parts) >= _TOKEN_CACHE:
-                self._parts.clear()
-            parts = self._parts[instruction] = split(instruction)
-        return parts
+        would move something anyway, and sure of it; a robot should say so instead."""
+        if instruction in self._checked:
+            return
+        words = {self.tokenizer.vocab[i] for i in self.tokenizer.ids(instruction)}
+        if not words & GROUNDING:
+            raise InstructionError(
+                f"instruction {str(instruction)[:120]!r} names no block, bowl, colour or place this planner "
+                f"knows; say what to move and where, e.g. 'put the red block in the blue bowl'")
+        if len(self._checked) >= _TOKEN_CACHE:
+            self._checked.clear()
+        self._checked.add(instruction)
 
     def plan(self, obs: Observation, instruction: str, *, deadline_ms: float | None = None) -> Plan:
         """The calls to make now, or ``done``: one forward pass per task of the instruction.
 
         A compound instruction ("put the red block in the blue bowl, then the green one on the cyan
-        block", models/clauses.py) is planned part by part, in order: a part goes on until the model
-        sees it done, then the arm goes home (when a call moved it, and the registry has ``home``) and
-        the next part starts; ``done`` when the last part is. ``reset()`` starts over at the first
-        part. ``deadline_ms`` is accepted for the protocol; a local forward pass is not interruptible
-        and the router budgets for it.
+        block") is planned part by part, in order, the arm going home between parts
+        (``models.clauses.Compound``); ``done`` when the last part is. ``reset()`` starts over at the
+        first part. ``deadline_ms`` is accepted for the protocol; a local forward pass is not
+        interruptible and the router budgets for it.
         """
-        parts = self.parts(instruction)
-        if len(parts) == 1:
-            return self._plan(obs, instruction)
-        if self._task is None or self._task[0] != instruction:
-            self._task = [instruction, 0, False]  # instruction, current part, arm away from home
-        spent: dict[str, float] = {}
-        while True:
-            i = self._task[1]
-            plan = self._plan(obs, parts[i])
-            for stage, ms in plan.timings_ms.items():
-                spent[stage] = spent.get(stage, 0.0) + ms
-            if not plan.done:
-                where = f"part {i + 1} of {len(parts)}: {parts[i]!r}"
-                break
-            if i + 1 == len(parts):
-                # Start over next time: a planner no executor resets (a workstation's, a `plan` request's)
-                # may see the same instruction again as a new task.
-                self._task = None
-                where = f"all {len(parts)} parts done"
-                break
-            self._task[1] = i + 1
-            home = self._home() if self._task[2] else None
-            if home is not None:
-                # The model learned to end a task with the gripper over its goal: seen there, the next
-                # part would look done. It starts from home, as every task it learned did.
-                plan = Plan((home,), False, plan.confidence, "local", self.model_id)
-                where = f"part {i + 1} of {len(parts)} done; the arm goes home before part {i + 2}"
-                break
-        return replace(plan, latency_ms=sum(spent.values()), timings_ms=spent,
-                       reason=f"{where}; {plan.reason}" if plan.reason else where)
-
-    def _home(self) -> Call | None:
-        """``home()``, validated; None on a robot whose registry has no ``home``."""
-        try:
-            return self.registry.validate(Call("home", {}))
-        except CallError:
-            return None
+        self.check(instruction)
+        return self.compound.plan(obs, instruction, self._plan)
 
     def _plan(self, obs: Observation, instruction: str) -> Plan:
         """One forward pass on one task."""
@@ -335,8 +293,7 @@ class ModelPlanner:
         """The robot carried out ``call`` (``Executor.run`` reports it): remember the last place and pick."""
         if self.put_backs is not None:
             self.put_backs.done(call.primitive, call.args.get("at"))
-        if self._task is not None:
-            self._task[2] = call.primitive != "home"
+        self.compound.call_done(call)
 
     def call_failed(self, call: Call) -> None:
         """The robot could not carry out ``call`` (``Executor.run`` reports it): remember a failed pick."""
@@ -347,7 +304,7 @@ class ModelPlanner:
 
     def reset(self) -> None:
         """Start a new task: forget the failed picks and moves of the last one (``Executor.run`` calls this)."""
-        self._task = None
+        self.compound.reset()
         if self.failed_picks is not None:
             self.failed_picks.reset()
         if self.put_backs is not None:
