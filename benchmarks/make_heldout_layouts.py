@@ -12,10 +12,15 @@ goal, and lays the objects out again:
 - ``edge``: every object in the band along one of the four edges, centres out to the workspace's
   limit (blocks 0.28 m from the centre, the generator 0.25; bowls 0.24 m, the generator 0.23).
 
+- ``in-bowl``: the pick-and-place tasks (block, bowl, place) whose scene has a bowl the block is not
+  bound for, with the block to move starting inside that bowl ("the red block is in the blue bowl;
+  put it in the yellow one"); everything else stays where it was.
+
 A layout where the goal already holds is drawn again. Training never reads these files.
 
     python benchmarks/make_heldout_layouts.py --layout cluster -o sim/scenarios/heldout-cluster.yaml
     python benchmarks/make_heldout_layouts.py --layout edge -o sim/scenarios/heldout-edge.yaml
+    python benchmarks/make_heldout_layouts.py --layout in-bowl -o sim/scenarios/heldout-inbowl.yaml
 """
 
 from __future__ import annotations
@@ -83,9 +88,25 @@ def relay(scenario: dict, layout: str, rng: np.random.Generator, tries: int = 50
     raise RuntimeError(f"{scenario['name']}: no {layout} layout found in {tries} tries")
 
 
+def in_bowl(scenario: dict) -> dict | None:
+    """``scenario`` with its block to move starting in a bowl it is not bound for; None when it has none."""
+    if scenario.get("family") not in ("pick-place-block", "pick-place-bowl", "pick-place-place"):
+        return None
+    (key, (mover, dest)), = scenario["goal"][0].items()
+    spare = [b for b in scenario["scene"].get("bowls", []) if not (key == "in" and f"{b['color']} bowl" == dest)]
+    if not spare:
+        return None
+    out = copy.deepcopy(scenario)
+    out["name"] = f"{scenario['name']}-in-bowl"
+    for block in out["scene"]["blocks"]:
+        if f"{block['color']} block" == mover:
+            block["at"] = list(spare[0]["at"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layout", choices=sorted(SEEDS), required=True)
+    p.add_argument("--layout", choices=[*sorted(SEEDS), "in-bowl"], required=True)
     p.add_argument("-o", "--out", required=True, help="scenario file to write")
     p.add_argument("--source", default=SOURCE, help=f"held-out scenario file to re-lay (default {SOURCE})")
     args = p.parse_args(argv)
@@ -93,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with open(args.source) as f:
         raw = yaml.safe_load(f)
-    rng = np.random.default_rng(SEEDS[args.layout])
-    out = [relay(d, args.layout, rng) for d in raw if d.get("family") in FAMILIES]
+    if args.layout == "in-bowl":
+        out = [d for d in map(in_bowl, raw) if d is not None]
+    else:
+        rng = np.random.default_rng(SEEDS[args.layout])
+        out = [relay(d, args.layout, rng) for d in raw if d.get("family") in FAMILIES]
     dump_scenarios(out, args.out)
     n = len(load_scenarios([args.out]))
-    print(f"wrote {args.out}: {n} scenarios ({args.layout} layouts of {', '.join(FAMILIES)})", file=sys.stderr)
+    print(f"wrote {args.out}: {n} scenarios ({args.layout} layouts)", file=sys.stderr)
     return 0
 
 
