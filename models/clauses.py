@@ -24,7 +24,13 @@ from edgeagent.models.tokenizer import WORDS, normalize
 from edgeagent.sim.world import COLORS
 
 #: Canonical words (after ``normalize``) that say where a block goes.
-DESTINATION = frozenset({"in", "on", "to", "at", "corner", "side", "middle"})
+DESTINATION = frozenset({"in", "on", "to", "at", "corner", "side", "middle", "left", "right", "top", "bottom",
+                         "next", "behind", "front", "beyond"})
+#: Prepositions that make a bare colour the block moved ("put red in the blue bowl").
+_INTO = frozenset({"in", "on", "to", "at"})
+#: Words that carry a part's verb already ("the green block goes on …", "i want …"): no verb added.
+_SAYS_IT = frozenset({"goes", "go", "belongs", "belong", "should", "must", "needs", "need", "want", "like", "be",
+                      "is", "end"})
 #: Canonical nouns of a block; "one" only right after a colour ("the green one").
 BLOCK_NOUNS = frozenset({"block", "blocks"})
 #: Words that refer back to an earlier block: a side with one is not a task of its own.
@@ -32,7 +38,7 @@ BACK_REFERENCES = frozenset({"it", "them", "its", "itself", "there", "same"})
 #: Canonical verbs a part may start with.
 VERBS = frozenset({"put", "pick", "stack", "push", "build", "make", "line", "sort", "match", "spread"})
 #: Leading words of a right side dropped before it is read ("..., and then also put ...").
-LEADERS = frozenset({"first", "firstly", "then", "also", "next", "finally", "lastly", "afterwards", "and", "after", "that",
+LEADERS = frozenset({"first", "firstly", "before", "you", "then", "also", "next", "finally", "lastly", "afterwards", "and", "after", "that",
                      "too", "second", "secondly"})
 
 # Where a sentence may be cut: sentence ends, "and then", "then", "after that", "and", commas.
@@ -58,7 +64,8 @@ def _is_task(words: list[str]) -> bool:
     if any(w in BACK_REFERENCES for w in words):
         return False
     first = next((i for i, w in enumerate(words) if w in BLOCK_NOUNS
-                  or (w == "one" and i and words[i - 1] in COLORS)), None)
+                  or (w == "one" and i and words[i - 1] in COLORS)
+                  or (w in COLORS and i + 1 < len(words) and words[i + 1] in _INTO)), None)
     # The block comes before where it goes: "onto the yellow block, place …" names only a destination.
     return first is not None and any(w in DESTINATION for w in words[first + 1:])
 
@@ -68,7 +75,8 @@ def _starts_part(words: list[str]) -> bool:
     if not words:
         return False
     w = words[0]
-    return w in VERBS or w in BLOCK_NOUNS or (w in COLORS and len(words) > 1 and words[1] in (*BLOCK_NOUNS, "one"))
+    return w in VERBS or w in BLOCK_NOUNS or (w in COLORS and len(words) > 1
+                                               and words[1] in (*BLOCK_NOUNS, "one", *_INTO))
 
 
 def _clauses(text: str) -> list[str]:
@@ -105,10 +113,13 @@ def _clauses(text: str) -> list[str]:
     texts = []
     for i, (a, b, w) in enumerate(parts):
         piece = _strip_leaders(text[a:b])
-        if not VERBS.intersection(w):
+        if i and not (VERBS | _SAYS_IT).intersection(w):
             # "…, and the green one in the yellow bowl": the verb is the first part's.
             piece = f"{_verb(parts[0][2])} {piece}"
         texts.append(piece.strip(" ,"))
+    if parts[0][2][:1] == ["before"]:
+        # "Before you put the red block in the bowl, move the green one to the corner": the other first.
+        texts = [*texts[1:], texts[0]]
     return texts
 
 

@@ -35,6 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
      ["move the red block to the top left corner", "move the green block to the top left corner"]),
     ("Put both the red and the green cubes in the blue bowl",
      ["Put the red block in the blue bowl", "Put the green block in the blue bowl"]),
+    ("put red in blue bowl and green in yellow bowl", ["put red in blue bowl", "put green in yellow bowl"]),
+    ("Put the red block a little to the left of the blue bowl, then put the green block in the blue bowl",
+     ["Put the red block a little to the left of the blue bowl", "put the green block in the blue bowl"]),
+    ("Before you put the red block in the bowl, move the green block to the corner",  # the other first
+     ["move the green block to the corner", "put the red block in the bowl"]),
+    ("The red block goes in the blue bowl and the green block goes on the yellow block.",
+     ["The red block goes in the blue bowl", "the green block goes on the yellow block."]),
     ("put the red, green and blue cubes into the pink bowl",
      ["put the red block into the pink bowl", "put the green block into the pink bowl",
       "put the blue block into the pink bowl"]),
@@ -54,6 +61,8 @@ def test_compound_instructions_become_their_tasks_in_order(text, parts):
     "line up the red, green and blue blocks horizontally",  # no destination to share
     "sort the red and green blocks into the bowls",
     "put the red block in the bowl and then put the green block on it",
+    "please make a tower: brown on bottom, gray next, orange next, green on top",
+    "move the block closest to the bowl to the left side, then put the red block on it",
 ])
 def test_single_tasks_and_references_back_stay_whole(text):
     assert split(text) == [text]
