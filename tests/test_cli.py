@@ -77,6 +77,16 @@ def test_demo_runs_end_to_end_and_writes_a_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_demo_says_your_own_instruction_on_the_scenes_scene(capsys, tmp_path):
+    said = "put the red block in the blue bowl and then the green one in the top left corner"
+    assert main(["demo", "--scenario", "red-into-blue", "--planner", "model", "--instruction", said,
+                 "--out", str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr().out
+    assert said in out and "next: home()" in out and "no goal to check" in out and "SUCCESS" not in out
+    assert main(["demo", "--instruction", "  ", "--out", str(tmp_path / "y.png")]) == 2
+    assert "--instruction is empty" in capsys.readouterr().err
+
+
 def test_demo_unknown_scenario_is_a_clear_error(capsys, tmp_path):
     assert main(["demo", "--scenario", "nope", "--out", str(tmp_path / "x.png")]) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err
