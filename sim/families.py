@@ -432,10 +432,50 @@ FAMILIES: dict[str, Family] = dict([
 ])
 
 
-def generate(families: list[str] | None, count: int, seed: int) -> list[dict]:
+#: Families whose block to move ``generate(in_bowl=...)`` may start inside a bowl.
+IN_BOWL_FAMILIES = ("pick-place-block", "pick-place-bowl", "pick-place-place")
+
+
+def start_in_bowl(scenario: dict, rng: np.random.Generator) -> dict:
+    """``scenario`` (a pick-and-place one) with its block to move starting inside a bowl it is not bound
+    for: one of the scene's, or a bowl added clear of the other objects. Unchanged when no such bowl
+    fits or the goal would then already hold."""
+    (key, (mover, dest)), = scenario["goal"][0].items()
+    scene = scenario["scene"]
+    spare = [b for b in scene["bowls"] if not (key == "in" and f"{b['color']} bowl" == dest)]
+    bowls = list(scene["bowls"])
+    if not spare:
+        used = {b["color"] for b in bowls} | {dest.split()[0]}
+        others = [("block", b["at"]) for b in scene["blocks"] if f"{b['color']} block" != mover]
+        others += [("bowl", b["at"]) for b in bowls]
+        lim = _limit("bowl")
+        for _ in range(200):
+            x, y = (round(float(v), 3) for v in rng.uniform(-lim, lim, 2))
+            if all(np.hypot(x - px, y - py) >= _clearance("bowl", k) for k, (px, py) in others):
+                color = str(rng.choice([c for c in COLORS if c not in used]))
+                spare = [{"color": color, "at": [x, y]}]
+                bowls.append(spare[0])
+                break
+        else:
+            return scenario
+    bowl = spare[int(rng.integers(len(spare)))]
+    blocks = [dict(b, at=list(bowl["at"])) if f"{b['color']} block" == mover else b for b in scene["blocks"]]
+    out = {**scenario, "scene": {**scene, "blocks": blocks, "bowls": bowls}}
+    world = World.from_scene([(b["color"], tuple(b["at"])) for b in blocks],
+                             [(b["color"], tuple(b["at"])) for b in bowls], seed=scene["seed"])
+    if holds(bind(parse_goal(out["goal"], out["family"]), world, out["family"]), world):
+        return scenario
+    return out
+
+
+def generate(families: list[str] | None, count: int, seed: int, *, in_bowl: float = 0.0) -> list[dict]:
     """``count`` scenarios per family (all families when ``families`` is None), named
     "<family>-<seed>-<i>". The same arguments always give the same scenarios, and a family's
     scenarios do not depend on which other families are asked for.
+
+    ``in_bowl`` (training data only; default 0: scenes as always) is the share of pick-and-place
+    scenarios whose block to move starts inside a bowl (``start_in_bowl``), drawn from a random stream
+    of their own so the other scenarios stay as they are.
 
     Raises ScenarioError for an unknown family name, a negative count or a negative seed.
     """
@@ -446,9 +486,16 @@ def generate(families: list[str] | None, count: int, seed: int) -> list[dict]:
                             f"{', '.join(map(repr, unknown))}; known: {', '.join(FAMILIES)}")
     if count < 0 or seed < 0:
         raise ScenarioError(f"count and seed must be >= 0, got count={count}, seed={seed}")
+    if not 0.0 <= in_bowl <= 1.0:
+        raise ScenarioError(f"in_bowl is a share of scenarios in [0, 1], got {in_bowl}")
     out = []
     for name in names:
         for i in range(count):
             rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i])
-            out.append({"name": f"{name}-{seed}-{i}", **FAMILIES[name].make(rng)})
+            sc = {"name": f"{name}-{seed}-{i}", **FAMILIES[name].make(rng)}
+            if in_bowl and name in IN_BOWL_FAMILIES:
+                own = np.random.default_rng([seed, zlib.crc32(name.encode()), i, 1])
+                if own.random() < in_bowl:
+                    sc = start_in_bowl(sc, own)
+            out.append(sc)
     return out

@@ -91,6 +91,14 @@ def test_family_weights_give_a_family_more_scenarios_of_the_same_kind(tmp_path):
     assert generate(["stack"], 3, 3)[:2] == generate(["stack"], 2, 3)
 
 
+def test_start_in_bowl_is_recorded_and_a_bad_share_refused(tmp_path):
+    meta = ds.generate_dataset(tmp_path / "a", families=["pick-place-bowl"], scenarios=3, seed=3, workers=1,
+                               progress=False, in_bowl=1.0)
+    assert meta["in_bowl"] == 1.0 and "block starting in a bowl" in meta["description"]
+    with pytest.raises(ConfigError, match="start-in-bowl"):
+        ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, in_bowl=2.0, progress=False)
+
+
 def test_bad_family_weights_are_refused_with_the_families(tmp_path):
     with pytest.raises(ConfigError, match="line.*families: pick-place-bowl, stack"):
         ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=2, weights={"line": 2}, progress=False)

@@ -217,3 +217,37 @@ def test_cli_list_families(capsys):
     assert main(["scenarios", "list-families"]) == 0
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines()] == list(FAMILIES)
+
+
+def test_in_bowl_starts_the_block_to_move_in_a_bowl_it_is_not_bound_for_and_leaves_the_rest():
+    names = ["pick-place-block", "pick-place-bowl", "pick-place-place", "stack"]
+    plain, moved = generate(names, 12, 9), generate(names, 12, 9, in_bowl=1.0)
+    assert generate(names, 12, 9, in_bowl=0.0) == plain
+    for a, b in zip(plain, moved):
+        if a["family"] == "stack":
+            assert a == b
+            continue
+        assert (a["instruction"], a["goal"]) == (b["instruction"], b["goal"])
+        (key, (mover, dest)), = b["goal"][0].items()
+        at = next(x["at"] for x in b["scene"]["blocks"] if f"{x['color']} block" == mover)
+        bowl = next(x for x in b["scene"]["bowls"] if x["at"] == at)
+        assert not (key == "in" and f"{bowl['color']} bowl" == dest)
+    with pytest.raises(ScenarioError, match="in_bowl"):
+        generate(names, 1, 9, in_bowl=1.5)
+
+
+def test_in_bowl_scenes_are_solved_by_the_expert_and_not_already_done(tmp_path):
+    items = generate(["pick-place-bowl", "pick-place-place"], 8, 11, in_bowl=1.0)
+    dump_scenarios(items, tmp_path / "in-bowl.yaml")
+    for sc in load_scenarios([tmp_path / "in-bowl.yaml"]):
+        world = sc.build_world()
+        goal = sc.bound_goal(world)
+        assert not holds(goal, world)
+        robot = SimRobot(world, seed=sc.scene.seed)
+        with robot:
+            for _ in range(sc.max_steps):
+                calls = expert_calls(world, goal)
+                if not calls:
+                    break
+                assert robot.execute(calls[0]).ok
+        assert holds(goal, world), (sc.name, unmet(goal, world))
