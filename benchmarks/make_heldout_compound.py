@@ -32,8 +32,8 @@ INTO = {"in": ["in {B}", "into {B}", "inside {B}"], "on": ["on {B}", "on top of 
 JOIN2 = ["{0} and {1}", "{0}, then {1}", "{0} and then {1}", "{0}. Then {1}", "{0}; after that, {1}",
          "First {0}, and then {1}", "{0}, and {1}", "{0}. {1}"]
 JOIN3 = ["{0}, {1} and {2}", "{0}, then {1}, then {2}", "{0}. Then {1}. Finally, {2}", "{0}; {1}; {2}"]
-LIST = ["{V} the {a} and the {b} blocks {D}", "{V} the {a} and {b} cubes {D}", "{V} the {a} block and the {b} block {D}",
-        "{V} both the {a} and the {b} blocks {D}"]
+LIST = ["{V} the {a} and the {b} blocks {D}", "{V} the {a} and {b} cubes {D}",
+        "{V} the {a} block and the {b} block {D}", "{V} both the {a} and the {b} blocks {D}"]
 
 
 def pick(rng, options):

@@ -31,6 +31,7 @@ import sys
 
 import numpy as np
 
+from edgeagent.sim.families import IN_BOWL_FAMILIES, start_in_bowl
 from edgeagent.sim.goals import holds
 from edgeagent.sim.scenario import dump_scenarios, load_scenarios, scenario_from_dict
 from edgeagent.sim.world import BLOCK_SIZE, BOWL_RADIUS, WORKSPACE
@@ -89,19 +90,12 @@ def relay(scenario: dict, layout: str, rng: np.random.Generator, tries: int = 50
 
 
 def in_bowl(scenario: dict) -> dict | None:
-    """``scenario`` with its block to move starting in a bowl it is not bound for; None when it has none."""
-    if scenario.get("family") not in ("pick-place-block", "pick-place-bowl", "pick-place-place"):
+    """``scenario`` with its block to move starting in the first bowl it is not bound for
+    (``sim.families.start_in_bowl``); None for other families and scenes without such a bowl."""
+    if scenario.get("family") not in IN_BOWL_FAMILIES:
         return None
-    (key, (mover, dest)), = scenario["goal"][0].items()
-    spare = [b for b in scenario["scene"].get("bowls", []) if not (key == "in" and f"{b['color']} bowl" == dest)]
-    if not spare:
-        return None
-    out = copy.deepcopy(scenario)
-    out["name"] = f"{scenario['name']}-in-bowl"
-    for block in out["scene"]["blocks"]:
-        if f"{block['color']} block" == mover:
-            block["at"] = list(spare[0]["at"])
-    return out
+    out = start_in_bowl(scenario, None)
+    return None if out is scenario else {**out, "name": f"{scenario['name']}-in-bowl"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,8 @@ def main(argv=None) -> int:
             continue
         m = words[int(rng.integers(len(words)))]
         typo = mistype(m.group(), rng)
-        d = dict(d, name=f"{d['name']}-typo", instruction=d["instruction"][:m.start()] + typo + d["instruction"][m.end():])
+        text = d["instruction"][:m.start()] + typo + d["instruction"][m.end():]
+        d = dict(d, name=f"{d['name']}-typo", instruction=text)
         out.append(d)
         kept[d["family"]] = kept.get(d["family"], 0) + 1
     dump_scenarios(out, args.out)

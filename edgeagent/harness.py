@@ -198,10 +198,17 @@ def lowest_threshold(conf, ok, success: float) -> tuple[float, int, float] | Non
     return float(c[i]), i + 1, float(rate[i])
 
 
+def standard_error(success: float, n: int) -> float:
+    """Standard error of a success rate of ``success`` measured over ``n`` plans: how far the rate of the
+    plans clearing a threshold placed at ``success`` moves on new scenarios. (Of the target rate, not
+    the one measured: 1 success of 1 says little, where its own rate would claim no error at all.)"""
+    return math.sqrt(success * (1.0 - success) / n)
+
+
 def threshold_for(results: list[ScenarioResult], success: float) -> dict[str, Any] | None:
     """The lowest first-plan threshold at which the episodes that clear it succeed at least ``success``
-    of the time, with the share that clears it and the standard error of that success rate over the
-    episodes that clear it; None when no threshold does. Pick it on scenarios the figures are not
+    of the time, with the share that clears it and the standard error of a ``success`` rate over the
+    episodes that clear it (``standard_error``); None when no threshold does. Pick it on scenarios the figures are not
     reported on, then report on others: placed exactly at the rate asked for, a threshold lands below
     it on new scenarios about half the time, so ask for about two standard errors more."""
     rs = [r for r in results if r.confidences]
@@ -210,7 +217,7 @@ def threshold_for(results: list[ScenarioResult], success: float) -> dict[str, An
         return None
     t, n, rate = found
     return {"threshold": t, "accepted": round(n / len(rs), 4), "success_if_accepted": round(rate, 4),
-            "standard_error": round(math.sqrt(rate * (1.0 - rate) / n), 4), "target": success}
+            "standard_error": round(standard_error(success, n), 4), "target": success}
 
 
 def format_curve(rows: list[dict[str, Any]], default: float | None = None) -> str:

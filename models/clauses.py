@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
+from edgeagent.errors import CallError
 from edgeagent.models.tokenizer import WORDS, normalize
 from edgeagent.sim.world import COLORS
+from edgeagent.types import Call, Plan
 
 #: Canonical words (after ``normalize``) that say where a block goes.
 DESTINATION = frozenset({"in", "on", "to", "at", "corner", "side", "middle", "left", "right", "top", "bottom",
@@ -42,8 +45,8 @@ BACK_REFERENCES = frozenset({"it", "them", "its", "itself", "there", "same"})
 #: Canonical verbs a part may start with.
 VERBS = frozenset({"put", "pick", "stack", "push", "build", "make", "line", "sort", "match", "spread"})
 #: Leading words of a right side dropped before it is read ("..., and then also put ...").
-LEADERS = frozenset({"first", "firstly", "before", "you", "then", "also", "next", "finally", "lastly", "afterwards", "and", "after", "that",
-                     "too", "second", "secondly"})
+LEADERS = frozenset({"first", "firstly", "before", "you", "then", "also", "next", "finally", "lastly",
+                     "afterwards", "and", "after", "that", "too", "second", "secondly"})
 
 # Where a sentence may be cut: sentence ends, "and then", "then", "after that", "and", commas.
 _BOUNDARY = re.compile(r"\s*(?:[.;!?]+\s+|,?\s+and\s+then\s+|,?\s+then\s*,?\s+|,?\s+after\s+that\s*,?\s*"
@@ -238,10 +241,6 @@ class Compound:
         return parts
 
     def plan(self, obs, instruction: str, plan_one):
-        from dataclasses import replace
-
-        from edgeagent.types import Plan
-
         parts = self.parts(instruction)
         if len(parts) == 1:
             return plan_one(obs, instruction)
@@ -279,9 +278,6 @@ class Compound:
 
 def home_call(registry):
     """``home()`` validated by ``registry``; None where the robot has no ``home``."""
-    from edgeagent.errors import CallError
-    from edgeagent.types import Call
-
     try:
         return registry.validate(Call("home", {}))
     except CallError:

@@ -202,12 +202,12 @@ def margin(conf: np.ndarray, ok: np.ndarray, target: float) -> dict[str, Any]:
     """The standard error of a success rate of ``target`` over the plans that clear the threshold picked at
     exactly ``target``, and the threshold that asks for two standard errors more (None when none
     reaches it): a threshold placed at the target lands below it on new tasks about half the time."""
-    from edgeagent.harness import lowest_threshold
+    from edgeagent.harness import lowest_threshold, standard_error
 
     found = lowest_threshold(conf, ok, target)
     if found is None:
         return {"standard_error": None, "with_margin": None}
-    se = float(np.sqrt(target * (1.0 - target) / found[1]))
+    se = standard_error(target, found[1])
     asked = target + 2.0 * se
     better = lowest_threshold(conf, ok, asked) if asked < 1.0 else None
     return {"standard_error": round(se, 4), "with_margin": None if better is None else round(better[0], 4)}

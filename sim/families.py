@@ -436,14 +436,17 @@ FAMILIES: dict[str, Family] = dict([
 IN_BOWL_FAMILIES = ("pick-place-block", "pick-place-bowl", "pick-place-place")
 
 
-def start_in_bowl(scenario: dict, rng: np.random.Generator) -> dict:
+def start_in_bowl(scenario: dict, rng: np.random.Generator | None) -> dict:
     """``scenario`` (a pick-and-place one) with its block to move starting inside a bowl it is not bound
-    for: one of the scene's, or a bowl added clear of the other objects. Unchanged when no such bowl
-    fits or the goal would then already hold."""
+    for: one of the scene's drawn with ``rng``, or a bowl added clear of the other objects. Without
+    ``rng``, the scene's first such bowl and none added. Unchanged when there is no such bowl or the
+    goal would then already hold."""
     (key, (mover, dest)), = scenario["goal"][0].items()
     scene = scenario["scene"]
-    spare = [b for b in scene["bowls"] if not (key == "in" and f"{b['color']} bowl" == dest)]
-    bowls = list(scene["bowls"])
+    spare = [b for b in scene.get("bowls", []) if not (key == "in" and f"{b['color']} bowl" == dest)]
+    bowls = list(scene.get("bowls", []))
+    if not spare and rng is None:
+        return scenario
     if not spare:
         used = {b["color"] for b in bowls} | {dest.split()[0]}
         others = [("block", b["at"]) for b in scene["blocks"] if f"{b['color']} block" != mover]
@@ -458,7 +461,7 @@ def start_in_bowl(scenario: dict, rng: np.random.Generator) -> dict:
                 break
         else:
             return scenario
-    bowl = spare[int(rng.integers(len(spare)))]
+    bowl = spare[0] if rng is None else spare[int(rng.integers(len(spare)))]
     blocks = [dict(b, at=list(bowl["at"])) if f"{b['color']} block" == mover else b for b in scene["blocks"]]
     out = {**scenario, "scene": {**scene, "blocks": blocks, "bowls": bowls}}
     world = World.from_scene([(b["color"], tuple(b["at"])) for b in blocks],

@@ -103,10 +103,11 @@ def test_eval_calibrate_prints_and_records_a_threshold_and_rejects_a_bad_rate(tm
         cal = data["calibrated_threshold"]
         assert abs(cal["threshold"] - data["scenarios"][0]["confidences"][0]) < 1e-3 and cal["accepted"] == 1.0
         assert f"threshold {cal['threshold']:.4f}" in printed and "router.threshold" in printed
-        assert cal["standard_error"] == 0.0 and "standard error 0.00 points" in printed  # 1 of 1 succeeded
-        assert "ask for about 50.0%" in printed
-        assert main(["eval", str(good), "--planner", "model", "--quiet", "--calibrate", "1.0"]) == 0
-        assert "evaluate more scenarios" in capsys.readouterr().out  # no margin fits above 100%
+        # 1 of 1 succeeded: a 50% rate over one episode is uncertain by 50 points, no margin fits under 100%
+        assert cal["standard_error"] == 0.5 and "standard error 50.00 points" in printed
+        assert "evaluate more scenarios" in printed
+        assert main(["eval", str(good), "--planner", "model", "--quiet", "--calibrate", "0.01"]) == 0
+        assert "ask for about 20.9%" in capsys.readouterr().out  # 1% + 2 x 9.95 points
     else:
         assert data["calibrated_threshold"] is None and "no confidence threshold" in printed
     assert main(["eval", str(good), "--planner", "model", "--calibrate", "98"]) == 2

@@ -57,3 +57,18 @@ def test_relaid_scenes_are_valid_scenes_of_their_layout_with_the_same_task(one_p
         world = sc.build_world()
         assert not holds(sc.bound_goal(world), world)
         assert run_scenario(sc, expert)[0].success, d["name"]
+
+
+def test_the_in_bowl_set_is_what_the_script_writes_and_no_goal_holds_at_the_start(tmp_path):
+    from make_heldout_layouts import main
+
+    out = tmp_path / "in-bowl.yaml"
+    assert main(["--layout", "in-bowl", "-o", str(out)]) == 0
+    assert out.read_text() == (ROOT / "sim" / "scenarios" / "heldout-inbowl.yaml").read_text()
+    for d in yaml.safe_load(out.read_text()):
+        (_, (mover, _)), = d["goal"][0].items()
+        at = next(b["at"] for b in d["scene"]["blocks"] if f"{b['color']} block" == mover)
+        assert any(b["at"] == at for b in d["scene"]["bowls"]), d["name"]
+        sc = scenario_from_dict(d, source="<test>", index=0)
+        world = sc.build_world()
+        assert not holds(sc.bound_goal(world), world), d["name"]

@@ -10,7 +10,7 @@ import pytest
 from edgeagent.cli import main
 from edgeagent.errors import ScenarioError
 from edgeagent.sim.expert import expert_calls
-from edgeagent.sim.families import FAMILIES, generate
+from edgeagent.sim.families import FAMILIES, generate, start_in_bowl
 from edgeagent.sim.goals import holds, unmet
 from edgeagent.sim.phrasing import PHRASED_FAMILIES, phrase
 from edgeagent.sim.robot import SimRobot
@@ -251,3 +251,15 @@ def test_in_bowl_scenes_are_solved_by_the_expert_and_not_already_done(tmp_path):
                     break
                 assert robot.execute(calls[0]).ok
         assert holds(goal, world), (sc.name, unmet(goal, world))
+
+
+def test_start_in_bowl_without_a_draw_takes_the_first_spare_bowl_and_adds_none():
+    sc = generate(["pick-place-place"], 30, 9)
+    for s in sc:
+        out = start_in_bowl(s, None)
+        if not s["scene"]["bowls"]:
+            assert out is s
+        elif out is not s:
+            (_, (mover, _)), = out["goal"][0].items()
+            at = next(b["at"] for b in out["scene"]["blocks"] if f"{b['color']} block" == mover)
+            assert at == s["scene"]["bowls"][0]["at"] and out["scene"]["bowls"] == s["scene"]["bowls"]
