@@ -308,8 +308,11 @@ class Router:
             try:
                 plan = pending.result(0.0)
                 timings["remote"] = (self.clock() - pending.sent) * 1e3
-                return plan.replace(source="remote", reason=f"hedge: the remote answered first, in "
-                                                            f"{plan.latency_ms:.1f} ms")
+                nowhere = self._gets_nowhere(plan)
+                if not nowhere:
+                    return plan.replace(source="remote", reason=f"hedge: the remote answered first, in "
+                                                                f"{plan.latency_ms:.1f} ms")
+                pending, reason = None, f"hedge: the remote plan's {nowhere}"
             except OffloadError as exc:
                 pending, reason = None, f"hedge: remote failed: {exc}"
         if local.confidence >= self.threshold:
@@ -348,7 +351,20 @@ class Router:
             return self._fallback(local, f"{why}; remote failed: {exc}; local fallback")
         finally:
             timings["remote"] = (self.clock() - pending.sent) * 1e3
+        nowhere = self._gets_nowhere(plan)
+        if nowhere:
+            return self._fallback(local, f"{why}; the remote plan's {nowhere}; local plan")
         return plan.replace(source="remote", reason=f"{why}; remote answered in {plan.latency_ms:.1f} ms")
+
+    def _gets_nowhere(self, plan: Plan) -> str | None:
+        """Why the remote ``plan``'s first call would get nowhere, by what the local planner remembers of
+        this task; None when it would not (or the local planner remembers nothing). The workstation plans
+        from the frame alone: it never hears which calls failed here, so it repeats a missed pick or a
+        put-back that the local planner has learnt to move (models/retry.py)."""
+        check = getattr(self.local, "gets_nowhere", None)
+        if not plan.calls or not callable(check):
+            return None
+        return check(plan.calls[0])
 
     def _fallback(self, local: Plan, reason: str) -> Plan:
         self.counts["fallback"] += 1

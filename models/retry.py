@@ -35,7 +35,7 @@ TAKEN_BACK = 0.04
 AFTER = 2
 
 
-def _same(p: Point, q: Point) -> bool:
+def same_spot(p: Point, q: Point) -> bool:
     return _within(p, q, NEAR)
 
 
@@ -51,12 +51,12 @@ class FailedPicks:
 
     def failed(self, point: Point) -> None:
         """A pick at ``point`` failed."""
-        key = next((p for p in self._fails if _same(p, point)), (float(point[0]), float(point[1])))
+        key = next((p for p in self._fails if same_spot(p, point)), (float(point[0]), float(point[1])))
         self._fails[key] = self._fails.get(key, 0) + 1
 
     def avoid(self, point: Point) -> list[Point]:
         """The spots near ``point`` where picks failed ``AFTER`` times or more (empty: pick there)."""
-        return [p for p, n in self._fails.items() if n >= AFTER and _same(p, point)]
+        return [p for p, n in self._fails.items() if n >= AFTER and same_spot(p, point)]
 
     def spots(self) -> list[Point]:
         """Every spot where a pick of this task failed (the alternatives keep clear of them)."""
@@ -103,14 +103,20 @@ class PutBacks:
         """The spots a place at ``point`` should keep clear of when it would put the block just taken
         up back where it was, or at a spot where that was caught before in this task (the model can
         also cycle between two spots); empty when it would not. The spot is remembered for the task."""
-        if self._placed is None or self._picked is None:
+        if not self.would_put_back(point):
             return []
         placed, picked = self._placed, self._picked
-        if not _within(picked, placed, TAKEN_BACK) or not any(_same(point, p) for p in (placed, *self._spots)):
-            return []
-        if not any(_same(placed, p) for p in self._spots):
+        if not any(same_spot(placed, p) for p in self._spots):
             self._spots.append(placed)
         return [*self._spots, picked]
+
+    def would_put_back(self, point: Point) -> bool:
+        """Whether a place at ``point`` would put the block just taken up back where it was, or at a spot
+        where that was caught before in this task (``put_back`` without remembering anything)."""
+        if self._placed is None or self._picked is None:
+            return False
+        placed, picked = self._placed, self._picked
+        return _within(picked, placed, TAKEN_BACK) and any(same_spot(point, p) for p in (placed, *self._spots))
 
     def spots(self) -> list[Point]:
         """Where put-backs were caught so far (for logs and tests)."""

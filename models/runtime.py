@@ -21,7 +21,7 @@ from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, InstructionError, ModelError
 from edgeagent.models.clauses import Compound, home_call
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
-from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks
+from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks, same_spot
 from edgeagent.sim.world import COLORS
 from edgeagent.types import UNKNOWN, Call, Observation, Plan
 
@@ -203,6 +203,9 @@ class ModelPlanner:
         self.failed_picks = FailedPicks() if remember_failures else None
         # The last place and pick the robot carried out, so a block is not put back where it was.
         self.put_backs = PutBacks() if remember_failures else None
+        # The spots the last plan moved a pick away from (it resets their count: ``gets_nowhere`` still
+        # knows them, for a workstation's plan that proposes one).
+        self._moved_from: list = []
         log.info("planner %s (%s, %d cycles) runs on %s", self.model_id, self.manifest.precision,
                  self.manifest.cycles, self.provider)
 
@@ -257,6 +260,7 @@ class ModelPlanner:
         S = self.manifest.S
         calls, done, confidence, notes = decode(outputs, self.manifest, camera, (S, S), self.registry, obs.holding)
         if self.failed_picks is not None:
+            self._moved_from = []
             calls, notes = self._remembered(outputs, camera, calls, notes)
         t3 = time.perf_counter()
         return Plan(calls, done, confidence, "local", self.model_id, (t3 - t0) * 1e3, notes,
@@ -283,11 +287,26 @@ class ModelPlanner:
             return calls, notes
         if primitive == "pick":
             self.failed_picks.moved(marked)
+            self._moved_from = list(marked)
         new = other.args["at"]
         note = (f"{primitive} at ({at[0]:+.3f}, {at[1]:+.3f}) {why}; trying the model's next-best spot "
                 f"({new[0]:+.3f}, {new[1]:+.3f})")
         log.info("%s", note)
         return (other,), note
+
+    def gets_nowhere(self, call: Call) -> str | None:
+        """Why ``call``, planned elsewhere (a workstation, a cache), would get nowhere by what this task
+        remembers (models/retry.py): a pick at a spot where picks failed ``AFTER`` times, or a place that
+        puts the block just taken up back where it was; None when neither. Remembers nothing itself."""
+        at = call.args.get("at") if call.primitive in ("pick", "place") else None
+        if at is None or self.failed_picks is None:
+            return None
+        moved_from = any(same_spot(at, p) for p in self._moved_from)
+        if call.primitive == "pick" and (self.failed_picks.avoid(at) or moved_from):
+            return f"pick at ({at[0]:+.3f}, {at[1]:+.3f}) failed {AFTER} times in this task"
+        if call.primitive == "place" and self.put_backs.would_put_back(at):
+            return f"place at ({at[0]:+.3f}, {at[1]:+.3f}) would put the block back where it was just taken from"
+        return None
 
     def call_done(self, call: Call) -> None:
         """The robot carried out ``call`` (``Executor.run`` reports it): remember the last place and pick."""
@@ -305,6 +324,7 @@ class ModelPlanner:
     def reset(self) -> None:
         """Start a new task: forget the failed picks and moves of the last one (``Executor.run`` calls this)."""
         self.compound.reset()
+        self._moved_from = []
         if self.failed_picks is not None:
             self.failed_picks.reset()
         if self.put_backs is not None:

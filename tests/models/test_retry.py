@@ -230,3 +230,32 @@ def test_a_block_taken_up_again_goes_to_the_next_best_spot_not_back(remember):
         assert "next-best spot" in [e.plan for e in events if e.kind == "plan"][3].reason
     else:  # ... back where it was: the same scene again, and the cycle would go on
         assert last == pytest.approx(RED, abs=0.01)
+
+
+@pytest.mark.parametrize("mode", ["remote", "hedge"])
+def test_a_workstation_plan_that_repeats_a_missed_pick_is_not_taken(mode):
+    # The workstation plans from the frame alone and never hears which picks failed on the robot, so it
+    # proposes the same empty spot every time; after two misses the router takes the robot's own plan,
+    # which moved to the next-best spot, over real sockets.
+    from edgeagent.offload import OffloadServer, RemotePlanner
+    from edgeagent.router import Router
+
+    robot = SimRobot.from_scene([("red", RED)], [])
+    workstation = scripted_planner(robot, 99, remember_failures=False)
+    local = scripted_planner(robot, AFTER + 1)
+    events = []
+    with OffloadServer(workstation, "tcp://127.0.0.1:*", workers=1) as ws:
+        remote = RemotePlanner(ws.endpoint, registry=local.registry, heartbeat_ms=100, timeout_ms=2000)
+        # hedge waits for the remote only while the local plan is unsure
+        router = Router(local, remote, mode=mode, deadline_ms=2000.0, threshold=0.95)
+        try:
+            assert remote.wait_ready(5), "the workstation never answered a heartbeat"
+            with robot:
+                result = Executor(robot, router, max_steps=8, on_event=events.append).run("pick up the red block")
+        finally:
+            router.close()
+    plans = [e.plan for e in events if e.kind == "plan"]
+    assert [e.result.ok for e in events if e.kind == "step"] == [False] * AFTER + [True]
+    assert [p.source for p in plans[:AFTER + 1]] == ["remote"] * AFTER + ["local"], [p.reason for p in plans]
+    assert f"failed {AFTER} times in this task" in plans[AFTER].reason and "next-best spot" in plans[AFTER].reason
+    assert result.status == "done" and robot.holding == "red block"
