@@ -55,6 +55,7 @@ def test_a_block_taken_up_where_it_was_just_set_down_is_not_put_back_there():
     assert m.put_back((0.1, 0.1)) == []  # nothing taken up again yet
     m.done("pick", (0.13, 0.09))  # within a block's width of the place: the same block
     assert m.put_back((0.3, 0.0)) == []  # set down elsewhere: fine
+    assert m.would_put_back((0.11, 0.11)) and m.spots() == []  # asking remembers nothing
     assert m.put_back((0.11, 0.11)) == [(0.1, 0.1), (0.13, 0.09)]  # back where it was: keep clear
     assert m.spots() == [(0.1, 0.1)]
 
