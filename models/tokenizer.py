@@ -139,6 +139,8 @@ WORDS: dict[str, str] = {
     "um": "", "umm": "", "uh": "", "uhh": "", "uhm": "", "er": "", "erm": "", "hmm": "", "mm": "",
     "maroon": "red", "indigo": "purple", "fuchsia": "pink", "olive": "green", "beige": "brown",
     "lemon": "yellow", "charcoal": "gray",
+    # hedges on a distance ("about 10 cm", read as "a little")
+    "about": "", "roughly": "", "approximately": "", "approx": "",
     # number words to digits-free tokens
     "1": "one",
     # fillers
@@ -179,6 +181,27 @@ def _typo(word: str, known: str) -> str | None:
 
 _SPLIT = re.compile(r"[^\w]+|_+")
 
+#: A distance said as a number and a unit ("about 10 cm", "25 centimetres", "0.2 m", "4 inches").
+_DISTANCE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s*(cm|centimet(?:er|re)s?|mm|millimet(?:er|re)s?|m|met(?:er|re)s?|"
+                       r"inch(?:es)?|\")(?!\w)")
+#: The planner knows two offsets (DESIGN §8): "a little" is 8–15 cm, "a lot" 18–30 cm. A distance said
+#: in numbers becomes the nearer of the two; between them, the boundary is their midpoint.
+LITTLE_MAX_M = 0.165
+
+
+def _distance_words(match: re.Match) -> str:
+    unit = match.group(2)
+    if unit.startswith("c"):  # cm, centimetres
+        scale = 0.01
+    elif unit.startswith("mm") or unit.startswith("mil"):
+        scale = 0.001
+    elif unit.startswith("i") or unit == '"':
+        scale = 0.0254
+    else:  # m, metres, meters
+        scale = 1.0
+    metres = float(match.group(1).replace(",", ".")) * scale
+    return " a little " if metres <= LITTLE_MAX_M else " a lot "
+
 
 def normalize(text: object) -> list[str]:
     """Canonical words of ``text``: NFKC-folded, lowercase, punctuation dropped, table applied."""
@@ -189,6 +212,7 @@ def normalize(text: object) -> list[str]:
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     # Apostrophes join ("don't" -> "dont"); every other non-word character separates words.
     text = text.replace("'", "").replace("\u2019", "")
+    text = _DISTANCE.sub(_distance_words, text)
     words = [w for w in _SPLIT.split(text) if w]
     words = _apply_phrases(words)
     out: list[str] = []

@@ -125,6 +125,21 @@ def test_places_said_from_the_robot_and_counts_read_as_the_words_the_planner_lea
     assert [w for w in normalize(said) if w not in drop] == [w for w in normalize(learned) if w not in drop]
 
 
+@pytest.mark.parametrize("said, learned", [
+    ("put it about 10 cm behind the bowl", "put it a little behind the bowl"),
+    ("25 centimetres to the right of the red block", "a lot to the right of the red block"),
+    ("roughly 0.2 m left of it", "a lot left of it"), ("3 inches in front", "a little in front"),
+    ("150mm up", "a little up"), ("12,5 cm right", "a little right"), ("17 cm right", "a lot right"),
+])
+def test_a_distance_in_numbers_reads_as_the_nearer_of_the_two_offsets_the_planner_knows(said, learned):
+    assert normalize(said) == normalize(learned)
+
+
+def test_numbers_without_a_unit_are_not_distances():
+    assert normalize("put 2 in the bowl") == ["put", "2", "in", "bowl"]
+    assert normalize("the m3 block") == ["m3", "block"]
+
+
 @pytest.fixture(scope="module")
 def shipped_tok():
     from edgeagent.models.manifest import load_manifest
