@@ -55,8 +55,9 @@ def build_net(ckpt: dict[str, Any]):
     return net.eval()
 
 
-def onnx_bytes(net, cycles: int) -> bytes:
-    """The serialized, checked ONNX model of ``net`` running ``cycles`` cycles (IR version <= 9)."""
+def onnx_bytes(net, cycles: int, objects: bool = True) -> bytes:
+    """The serialized, checked ONNX model of ``net`` running ``cycles`` cycles (IR version <= 9); with
+    ``objects``, the ``patch_objects`` output too."""
     import onnx
     import torch
 
@@ -68,8 +69,9 @@ def onnx_bytes(net, cycles: int) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(ExportWrapper(net.eval(), cycles), (image, tokens), buf, opset_version=OPSET,
-                          input_names=["image", "tokens"], output_names=list(OUTPUT_NAMES),
+        names = [*OUTPUT_NAMES, "patch_objects"] if objects else list(OUTPUT_NAMES)
+        torch.onnx.export(ExportWrapper(net.eval(), cycles, objects), (image, tokens), buf, opset_version=OPSET,
+                          input_names=["image", "tokens"], output_names=names,
                           do_constant_folding=True, dynamo=False)
     model = onnx.load_from_string(buf.getvalue())
     # TensorRT 8.x parsers and older onnxruntime builds reject IR 10; opset 17 only needs IR 8.
@@ -103,7 +105,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     cycles = int(cycles if cycles is not None else ckpt.get("cycles", cfg.cycles))
     if cycles < 1:
         raise ModelError(f"cycles must be >= 1, got {cycles}")
-    data = onnx_bytes(net, cycles)
+    data = onnx_bytes(net, cycles, objects=True)
     threshold = confidence_threshold if confidence_threshold is not None else ckpt.get(
         "confidence_threshold", DEFAULT_CONFIDENCE_THRESHOLD)
     training = dict(ckpt.get("training", {}))
@@ -115,7 +117,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         primitives=tuple(PrimitiveSpec(p["name"], tuple(p["args"])) for p in ckpt["primitives"]),
         precision="fp32", sha256=hashlib.sha256(data).hexdigest(),
         confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}),
-        view=View.from_dict(ckpt.get("view")))
+        view=View.from_dict(ckpt.get("view")), objects=cfg.objects)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     write_atomic(onnx_path, data)

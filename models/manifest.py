@@ -46,10 +46,12 @@ class PrimitiveSpec:
         return {"name": self.name, "args": list(self.args)}
 
 
-def io_spec(S: int, T: int, K: int, G: int, A: int, P: int) -> tuple[dict, dict]:
+def io_spec(S: int, T: int, K: int, G: int, A: int, P: int, objects: int = 0) -> tuple[dict, dict]:
     """The contract's ``(inputs, outputs)``: ``{name: {"dtype": str, "shape": [int, ...]}}``.
 
-    ``P`` counts END, so it is ``1 + len(primitives)``.
+    ``P`` counts END, so it is ``1 + len(primitives)``. ``objects`` > 0 adds the optional output
+    ``patch_objects`` [1, G*G, objects]: per patch, the probability of each object class it shows (0 none,
+    then the blocks, then the bowls, palette order), which the runtime uses to tell a named object absent.
     """
     inputs = {"image": {"dtype": "uint8", "shape": [1, S, S, 3]},
               "tokens": {"dtype": "int64", "shape": [1, T]}}
@@ -57,6 +59,8 @@ def io_spec(S: int, T: int, K: int, G: int, A: int, P: int) -> tuple[dict, dict]
                "point_logits": {"dtype": "float32", "shape": [1, K, A, G * G]},
                "point_offset": {"dtype": "float32", "shape": [1, K, A, G * G, 2]},
                "confidence": {"dtype": "float32", "shape": [1, 1]}}
+    if objects:
+        outputs["patch_objects"] = {"dtype": "float32", "shape": [1, G * G, objects]}
     return inputs, outputs
 
 
@@ -100,11 +104,13 @@ class Manifest:
     eval: Mapping[str, Any] = field(default_factory=dict)
     # How a camera frame becomes the ``image`` input (models/view.py); files without one: the camera view.
     view: View = field(default_factory=View)
+    # Object classes of the optional ``patch_objects`` output; 0: the graph has none (files before it).
+    objects: int = 0
     format: int = FORMAT
 
     def __post_init__(self) -> None:
         if not self.inputs or not self.outputs:
-            inputs, outputs = io_spec(self.S, self.T, self.K, self.G, self.A, self.P)
+            inputs, outputs = io_spec(self.S, self.T, self.K, self.G, self.A, self.P, self.objects)
             object.__setattr__(self, "inputs", dict(self.inputs) or inputs)
             object.__setattr__(self, "outputs", dict(self.outputs) or outputs)
 
@@ -120,7 +126,7 @@ class Manifest:
 
     def expected_io(self) -> tuple[dict, dict]:
         """The contract's inputs/outputs for this manifest's sizes."""
-        return io_spec(self.S, self.T, self.K, self.G, self.A, self.P)
+        return io_spec(self.S, self.T, self.K, self.G, self.A, self.P, self.objects)
 
     def replace(self, **changes: Any) -> "Manifest":
         return dataclasses.replace(self, **changes)
@@ -131,7 +137,8 @@ class Manifest:
                 "primitives": [p.to_dict() for p in self.primitives], "precision": self.precision,
                 "sha256": self.sha256, "inputs": _plain(self.inputs), "outputs": _plain(self.outputs),
                 "confidence_threshold": self.confidence_threshold, "view": self.view.to_dict(),
-                "training": _plain(self.training), "eval": _plain(self.eval)}
+                "training": _plain(self.training), "eval": _plain(self.eval),
+                **({"objects": self.objects} if self.objects else {})}
 
     @staticmethod
     def from_dict(d: Any, where: str = "manifest") -> "Manifest":
@@ -151,7 +158,7 @@ def _plain(value: Any) -> Any:
 # -- parsing ------------------------------------------------------------------------------------------
 _REQUIRED = ("format", "name", "S", "T", "K", "G", "A", "vocab", "primitives", "precision", "sha256")
 _KNOWN = set(_REQUIRED) | {"created", "cycles", "inputs", "outputs", "confidence_threshold", "view", "training",
-                           "eval"}
+                           "eval", "objects"}
 _FIX = "re-export the model (edgeagent model export / quantize) so the manifest is written by the tools"
 
 
@@ -221,7 +228,8 @@ def _parse(d: Any, where: str) -> Manifest:
                  sha256=d["sha256"], cycles=_int(d, "cycles", where) if "cycles" in d else 1, created=created,
                  confidence_threshold=float(conf), inputs=dict(d.get("inputs", {})),
                  outputs=dict(d.get("outputs", {})), training=dict(d.get("training", {})),
-                 eval=dict(d.get("eval", {})), view=view)
+                 eval=dict(d.get("eval", {})), view=view,
+                 objects=_int(d, "objects", where, minimum=0) if "objects" in d else 0)
     _check_declared_io(m, where)
     return m
 

@@ -349,12 +349,17 @@ def _init(m: nn.Module) -> None:
 class ExportWrapper(nn.Module):
     """Fixed-cycle, batch-1 module for ``torch.onnx.export`` (named inputs/outputs of the contract)."""
 
-    def __init__(self, net: PlannerNet, cycles: int):
+    def __init__(self, net: PlannerNet, cycles: int, objects: bool = False):
         super().__init__()
-        self.net, self.cycles = net, int(cycles)
+        self.net, self.cycles, self.objects = net, int(cycles), bool(objects)
 
     def forward(self, image: torch.Tensor, tokens: torch.Tensor):
-        return self.net(image, tokens, self.cycles, batch=1)
+        if not self.objects:
+            return self.net(image, tokens, self.cycles, batch=1)
+        # The plan, and per patch the probability of each object class it shows (the training-only
+        # patch head, after the last cycle): the runtime tells a named object absent by it.
+        out = self.net.run(image, tokens, self.cycles, all_cycles=False, aux=True, batch=1)[-1]
+        return (*out[:4], out[4].softmax(-1))
 
 
 def count_params(net: nn.Module) -> int:

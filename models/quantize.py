@@ -43,7 +43,8 @@ LAST_BLOCK = "last-block"
 #: confident failures the router could not catch (models/README.md, "Quantization").
 #: The conv stem too: a tenth of the multiply-adds, and with it float, the INT8 model's point cells
 #: agree with FP32's on 94% of slots against 89% (``edgeagent model check --samples 300``).
-KEEP_FLOAT = ("/stem/", "/heads/", LAST_BLOCK)
+#: And the object head behind ``patch_objects`` (a 128 x 21 product per patch, next to nothing).
+KEEP_FLOAT = ("/stem/", "/heads/", "/aux_patch/", LAST_BLOCK)
 DEFAULT_FRAMES = 256
 #: Activation calibration methods ``quantize`` takes (onnxruntime's CalibrationMethod names, lower case):
 #: ``minmax`` (the range seen) or ``percentile`` (clip the rarest outliers, ``PERCENTILE`` of them kept).

@@ -110,7 +110,8 @@ def test_export_is_a_valid_static_opset17_graph_with_trt_friendly_ops(exported):
         dims = v.type.tensor_type.shape.dim
         assert all(d.HasField("dim_value") for d in dims), v.name
     names = [i.name for i in model.graph.input], [o.name for o in model.graph.output]
-    assert names == (["image", "tokens"], ["prim_logits", "point_logits", "point_offset", "confidence"])
+    assert names == (["image", "tokens"], ["prim_logits", "point_logits", "point_offset", "confidence",
+                                           "patch_objects"])
 
 
 def test_onnxruntime_matches_torch(exported):
@@ -121,8 +122,11 @@ def test_onnxruntime_matches_torch(exported):
         got = sess.run(None, {"image": image.numpy(), "tokens": tokens.numpy()})
         with torch.no_grad():
             want = net(image, tokens, 3)
-        for g, w in zip(got, want):
+            objects = net.run(image, tokens, 3, all_cycles=False, aux=True)[-1][4].softmax(-1)
+        for g, w in zip(got, (*want, objects)):
             np.testing.assert_allclose(g, w.numpy(), atol=1e-4, rtol=1e-4)
+        assert got[4].shape == (1, cfg.G * cfg.G, cfg.objects)
+        np.testing.assert_allclose(got[4].sum(-1), 1.0, atol=1e-5)  # a distribution over classes per patch
 
 
 def test_manifest_is_accepted_by_the_runtime_contract(exported):

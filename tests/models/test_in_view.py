@@ -1,0 +1,81 @@
+"""An instruction naming an object the camera does not show is refused, not carried out on another
+object: the shipped model's ``patch_objects`` map, checked on a task's first plan, in the simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeagent.executor import Executor
+from edgeagent.models.dataset import object_class as label_class
+from edgeagent.models.runtime import ModelPlanner, default_model_dir, named_objects, object_class
+from edgeagent.sim.goals import holds
+from edgeagent.sim.robot import SimRobot
+from edgeagent.sim.scenario import scenario_from_dict
+from edgeagent.sim.world import COLORS
+
+BLOCKS = [("red", (0.1, 0.05)), ("green", (-0.12, 0.1)), ("blue", (0.0, -0.15))]
+
+
+@pytest.fixture(scope="module")
+def planner():
+    return ModelPlanner(default_model_dir())
+
+
+def run(planner, instruction, blocks=BLOCKS, bowls=("yellow",)):
+    robot = SimRobot.from_scene(list(blocks), list(bowls), seed=3)
+    with robot:
+        return Executor(robot, planner, max_steps=8).run(instruction), robot
+
+
+@pytest.mark.parametrize("instruction, missing", [
+    ("put the orange block in the yellow bowl", "the orange block"),
+    ("put the block which is pink on the red block", "the pink block"),
+    ("put the red block in the purple bowl", "the purple bowl"),
+    ("put the pnik block in the yellow bowl", "the pink block"),  # read through the typo
+    ("put the cyan one in the yellow bowl", "cyan (no cyan block or bowl)"),
+])
+def test_an_absent_object_is_refused_before_anything_moves(planner, instruction, missing):
+    result, robot = run(planner, instruction)
+    assert result.status == "error" and result.steps == 0, (result.status, result.error)
+    assert f"names {missing}, but the camera does not show one" in result.error
+
+
+@pytest.mark.parametrize("instruction", ["put the red block in the yellow bowl", "put the red one in the yellow bowl"])
+def test_the_same_words_with_the_object_there_are_carried_out(planner, instruction):
+    result, robot = run(planner, instruction)
+    assert result.status == "done", result.error
+
+
+def test_a_block_covered_by_the_one_just_set_on_it_is_not_absent(planner):
+    # After the place, the blue block is under the red one: only the task's first plan is checked.
+    sc = scenario_from_dict({"name": "cover", "instruction": "put the red block on the blue block",
+                             "scene": {"seed": 3, "blocks": [{"color": c, "at": list(at)} for c, at in BLOCKS]},
+                             "goal": [{"on": ["red block", "blue block"]}]})
+    world = sc.build_world()
+    robot = SimRobot(world, seed=3)
+    with robot:
+        result = Executor(robot, planner, max_steps=8).run(sc.instruction)
+    assert result.status == "done" and holds(sc.bound_goal(world), world), result.error
+
+
+def test_named_objects_reads_colour_and_kind_pairs_only():
+    assert named_objects(["put", "red", "block", "in", "blue", "bowl"]) == [("red", "block"), ("blue", "bowl")]
+    assert named_objects(["put", "block", "which", "is", "yellow", "on", "blue", "block"]) == \
+        [("yellow", "block"), ("blue", "block")]
+    # "in the yellow bowl" names the bowl, not the block before it; a colour alone, a block or a bowl
+    assert named_objects(["put", "block", "that", "is", "in", "yellow", "bowl"]) == [("yellow", "bowl")]
+    assert named_objects(["put", "red", "in", "bowl"]) == [("red", None)]
+    assert named_objects(["put", "red", "one", "in", "blue", "bowl"]) == [("blue", "bowl"), ("red", None)]
+    assert named_objects(["gray", "color", "block", "on", "brown", "color", "block"]) == \
+        [("gray", "block"), ("brown", "block")]
+
+
+def test_the_check_can_be_turned_off():
+    result, robot = run(ModelPlanner(default_model_dir(), absent_below=0), "put the orange block in the yellow bowl")
+    assert result.status != "error" and result.steps > 0  # carried out on some block, as before the check
+
+
+def test_the_runtime_reads_the_classes_training_labelled():
+    for color in COLORS:
+        for kind in ("block", "bowl"):
+            assert object_class(kind, color) == label_class(kind, color)
