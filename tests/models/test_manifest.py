@@ -49,6 +49,18 @@ def test_the_view_round_trips_and_older_manifests_are_the_camera_view(model_dir,
     assert load_manifest(tmp_path)[0].view == View("table", half_extent_m=0.4, plane_z_m=0.02)
 
 
+def test_the_object_map_output_is_declared_by_objects_and_older_manifests_have_none(model_dir, tmp_path):
+    data = json.loads((model_dir / "manifest.json").read_text())
+    assert "objects" not in data and Manifest.from_dict(data).objects == 0
+    with_map = Manifest.from_dict(data).replace(objects=21, outputs={})
+    assert with_map.outputs["patch_objects"] == {"dtype": "float32", "shape": [1, with_map.G * with_map.G, 21]}
+    write_manifest(with_map, tmp_path)
+    assert load_manifest(tmp_path)[0].objects == 21
+    data["outputs"]["patch_objects"] = with_map.outputs["patch_objects"]  # declared without "objects"
+    with pytest.raises(ContractMismatch, match=r"'outputs.patch_objects' is not part of the model contract"):
+        Manifest.from_dict(data, "m.json")
+
+
 def test_verify_accepts_a_matching_model(model_dir):
     manifest, onnx_path = load_manifest(model_dir)
     verify(manifest, onnx_path, registry)
