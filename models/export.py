@@ -83,8 +83,12 @@ def onnx_bytes(net, cycles: int, objects: bool = True) -> bytes:
 
 def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | None = None,
                 name: str | None = None, confidence_threshold: float | None = None,
-                eval_figures: dict | None = None) -> Path:
+                eval_figures: dict | None = None, objects: bool = True) -> Path:
     """Write ``out_dir/planner.onnx`` and ``out_dir/manifest.json``; returns the ONNX path.
+
+    ``objects`` (default on) adds the ``patch_objects`` output, the object head training fits, by
+    which the runtime refuses instructions naming objects not in view; off for a net whose object head
+    was never trained (random weights), whose map would call everything absent.
 
     ``cycles`` defaults to the checkpoint's training setting. Refuses a non-empty ``out_dir`` that
     does not already hold an export (so a typo never overwrites unrelated files).
@@ -105,7 +109,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     cycles = int(cycles if cycles is not None else ckpt.get("cycles", cfg.cycles))
     if cycles < 1:
         raise ModelError(f"cycles must be >= 1, got {cycles}")
-    data = onnx_bytes(net, cycles, objects=True)
+    data = onnx_bytes(net, cycles, objects=objects)
     threshold = confidence_threshold if confidence_threshold is not None else ckpt.get(
         "confidence_threshold", DEFAULT_CONFIDENCE_THRESHOLD)
     training = dict(ckpt.get("training", {}))
@@ -117,7 +121,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         primitives=tuple(PrimitiveSpec(p["name"], tuple(p["args"])) for p in ckpt["primitives"]),
         precision="fp32", sha256=hashlib.sha256(data).hexdigest(),
         confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}),
-        view=View.from_dict(ckpt.get("view")), objects=cfg.objects)
+        view=View.from_dict(ckpt.get("view")), objects=cfg.objects if objects else 0)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     write_atomic(onnx_path, data)

@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     e.add_argument("--threshold", type=float, default=None,
                    help="confidence threshold recorded in the manifest, which routers use by default "
                         "(default: the one training calibrated; recalibrate it with 'edgeagent eval --curve')")
+    e.add_argument("--no-objects", dest="objects", action="store_false",
+                   help="leave out the patch_objects output, by which the runtime refuses instructions naming "
+                        "objects the camera does not show (for a model whose object head is barely trained)")
     e.set_defaults(func=run_export)
 
     q = msub.add_parser("quantize", help="INT8 Q/DQ quantization calibrated on simulator frames")
@@ -132,7 +135,7 @@ def run_export(args) -> int:
 
     _check_threshold(args)
     path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name,
-                       confidence_threshold=args.threshold)
+                       confidence_threshold=args.threshold, objects=args.objects)
     print(f"wrote {path} and {path.parent / 'manifest.json'}")
     return 0
 

@@ -153,3 +153,11 @@ def test_export_refuses_unrelated_folders_and_replaces_a_previous_export(tmp_pat
     assert json.loads((out / "manifest.json").read_text())["cycles"] == 2
     with pytest.raises(ModelError, match="no checkpoint"):
         export_onnx(tmp_path / "missing.pt", tmp_path / "other")
+
+
+def test_an_export_without_the_object_map_has_the_four_plan_outputs(tmp_path):
+    save_checkpoint(tmp_path / "final.pt", small_cfg())
+    path = export_onnx(tmp_path / "final.pt", tmp_path / "model", objects=False)
+    assert [o.name for o in onnx.load(path).graph.output] == ["prim_logits", "point_logits", "point_offset",
+                                                             "confidence"]
+    assert load_manifest(path.parent)[0].objects == 0
