@@ -162,7 +162,6 @@ def engine_file(onnx_path: Path, engine: str) -> Path:
     return path
 
 
-#: Words an instruction the planner can act on names at least one of (objects, colours, places, arrangements).
 def object_class(kind: str, color: str) -> int:
     """Index of an object in ``patch_objects``: 0 none, 1..10 blocks, 11..20 bowls, palette order (as the
     training labels, ``models.dataset.object_class``)."""
@@ -196,6 +195,7 @@ def named_objects(words: list[str]) -> list[tuple[str, str | None]]:
     return out + [(c, None) for c in dict.fromkeys(w for w in words if w in COLORS) if c not in said]
 
 
+#: Words an instruction the planner can act on names at least one of (objects, colours, places, arrangements).
 GROUNDING = frozenset({*COLORS, "block", "blocks", "bowl", "bowls", "color", "colors", "match", "stack", "stacked",
                        "tower", "line", "corner", "side", "middle", "left", "right", "top", "bottom"})
 
@@ -314,7 +314,7 @@ class ModelPlanner:
 
     def _check_in_view(self, patch_objects, instruction: str) -> None:
         """Raise ``InstructionError`` when ``instruction`` names a "<colour> block" or "<colour> bowl" that
-        the model's object map does not show anywhere in the frame (``ABSENT``): the model would carry
+        the model's object map does not show anywhere in the frame (``absent_below``): the model would carry
         the task out on some other object, and sure of it."""
         probs = np.asarray(patch_objects, np.float32).reshape(-1, np.shape(patch_objects)[-1])
         best = probs.max(axis=0)
