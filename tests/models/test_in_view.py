@@ -79,3 +79,12 @@ def test_the_runtime_reads_the_classes_training_labelled():
     for color in COLORS:
         for kind in ("block", "bowl"):
             assert object_class(kind, color) == label_class(kind, color)
+
+
+def test_the_workstation_leaves_the_check_to_the_robot():
+    # It never hears where a task stands, so mid-task it would call a covered block absent; the robot's
+    # own planner checks the task's first plan in every router mode.
+    from edgeagent.offload import OffloadApp
+
+    app = OffloadApp(ModelPlanner(default_model_dir("fp32")))
+    assert app.planner.absent_below == 0
