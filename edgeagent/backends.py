@@ -256,7 +256,7 @@ def build_planner(p: PlannerConfig, registry, *, source_cfg=None, robot=None, wh
 
         folder = resolve(source_cfg, p.model) if source_cfg is not None else p.model
         return ModelPlanner(folder or default_model_dir(), registry=registry, provider_config=p.providers,
-                            engine=p.engine)
+                            engine=p.engine, absent_below=p.absent_below)
     if p.kind == "expert":
         from edgeagent.sim.expert import ExpertPlanner
 

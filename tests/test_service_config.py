@@ -25,6 +25,9 @@ def test_defaults_follow_the_design():
     assert (cfg.service.endpoint, cfg.service.events) == ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
     assert cfg.router.mode == "auto" and cfg.router.offload is None and cfg.camera.kind == "sim"
     assert load_offload_config(None).endpoint == "tcp://127.0.0.1:5557"
+    from edgeagent.models.runtime import ABSENT
+
+    assert cfg.planner.absent_below == ABSENT  # the config's default is the runtime's
 
 
 @pytest.mark.parametrize("text, match", [
@@ -42,6 +45,7 @@ def test_defaults_follow_the_design():
     ("planner: {kind: expert}\n", r"robot.yaml: planner.kind: 'expert' plans from a scenario's goal"),
     ("planner: {kind: 'my planner'}\n", r"robot.yaml: planner.kind: unknown planner 'my planner'"),
     ("planner: {providers: {order: [gpu]}}\n", r"robot.yaml.planner.providers: order: unknown provider 'gpu'"),
+    ("planner: {absent_below: 5}\n", r"robot.yaml: planner.absent_below: a probability in \[0, 1\)"),
     ("service: {endpoint: 'tcp://0.0.0.0:5555'}\n", r"robot.yaml: service.endpoint: tcp://0.0.0.0:5555 is reachable "
                                                     r"from other machines but no keys are configured"),
     ("service: {events: '5556'}\n", r"robot.yaml: service.events: '5556' is not a ZeroMQ endpoint"),

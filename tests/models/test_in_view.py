@@ -88,3 +88,14 @@ def test_the_workstation_leaves_the_check_to_the_robot():
 
     app = OffloadApp(ModelPlanner(default_model_dir("fp32")))
     assert app.planner.absent_below == 0
+
+
+def test_the_service_config_sets_the_check(tmp_path):
+    from edgeagent.backends import build_planner
+    from edgeagent.primitives import registry
+    from edgeagent.service_config import load_service_config
+
+    (tmp_path / "robot.yaml").write_text("planner: {absent_below: 0}\n")
+    cfg = load_service_config(tmp_path / "robot.yaml")
+    assert build_planner(cfg.planner, registry, source_cfg=cfg).absent_below == 0
+    assert build_planner(load_service_config(None).planner, registry).absent_below == 0.05
