@@ -41,11 +41,6 @@ class OffloadApp:
 
     def __init__(self, planner, *, workers: int = 1):
         self.planner = planner
-        # The robot's own planner checks the objects an instruction names on the task's first plan; the
-        # workstation never hears where a task stands, so it would call a block hidden under the one just
-        # set on it absent, mid-task. It leaves that check to the robot.
-        if getattr(planner, "absent_below", 0):
-            planner.absent_below = 0.0
         self.workers = workers
         self.started = time.time()
         self.latency = LatencyStats()

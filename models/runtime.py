@@ -20,6 +20,7 @@ import numpy as np
 from edgeagent.camera import CameraModel
 from edgeagent.errors import CallError, InstructionError, ModelError
 from edgeagent.models.clauses import Compound, home_call
+from edgeagent.models.dataset import object_class  # the classes of patch_objects are the training labels
 from edgeagent.models.manifest import END, Manifest, load_manifest, model_paths, verify
 from edgeagent.models.retry import AFTER, NEAR, FailedPicks, PutBacks, same_spot
 from edgeagent.sim.world import COLORS
@@ -162,12 +163,6 @@ def engine_file(onnx_path: Path, engine: str) -> Path:
     return path
 
 
-def object_class(kind: str, color: str) -> int:
-    """Index of an object in ``patch_objects``: 0 none, 1..10 blocks, 11..20 bowls, palette order (as the
-    training labels, ``models.dataset.object_class``)."""
-    return 1 + COLORS.index(color) + (len(COLORS) if kind == "bowl" else 0)
-
-
 _KINDS = {"block": "block", "blocks": "block", "bowl": "bowl", "bowls": "bowl"}
 #: Words between a kind and its colour in "the block which is red", "the bowl whose color is blue".
 _LINKS = frozenset({"which", "that", "is", "whose", "color"})
@@ -209,9 +204,9 @@ class ModelPlanner:
     orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default). ``remember_failures`` (default on)
     moves a pick the executor reported failed twice at one spot, and a place that would put the block
     just taken up back where it was, to the model's next-best spot (models/retry.py); off, every plan
-    comes from the frame alone. ``absent_below`` (default ``ABSENT``; 0 turns it off) refuses, on a
-    task's first plan, an instruction naming a block or bowl that the model's ``patch_objects`` map
-    scores below it everywhere in the frame (models with that output only).
+    comes from the frame alone. ``absent_below`` (default ``ABSENT``; 0 turns it off) refuses, on the
+    first plan of a task an executor runs, an instruction naming a block or bowl that the model's
+    ``patch_objects`` map scores below it everywhere in the frame (models with that output only).
     """
 
     def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime",
@@ -239,9 +234,10 @@ class ModelPlanner:
         self.compound = Compound(home_call(registry))
         # Camera models already checked for the table view.
         self._cameras: set[CameraModel] = set()
-        # No call of this task carried out or failed yet: named objects are checked against the frame only
-        # then (later, a block may lie under the one just set on it).
-        self._first = True
+        # A task an executor started (``reset``) with no call carried out or failed yet: named objects are
+        # checked against the frame only then (later, a block may lie under the one just set on it). A
+        # planner no executor runs (a workstation's, ``plan`` requests) cannot tell, and does not check.
+        self._first = False
         self.absent_below = float(absent_below)
         # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
         self.failed_picks = FailedPicks() if remember_failures else None

@@ -6,12 +6,10 @@ from __future__ import annotations
 import pytest
 
 from edgeagent.executor import Executor
-from edgeagent.models.dataset import object_class as label_class
-from edgeagent.models.runtime import ModelPlanner, default_model_dir, named_objects, object_class
+from edgeagent.models.runtime import ModelPlanner, default_model_dir, named_objects
 from edgeagent.sim.goals import holds
 from edgeagent.sim.robot import SimRobot
 from edgeagent.sim.scenario import scenario_from_dict
-from edgeagent.sim.world import COLORS
 
 BLOCKS = [("red", (0.1, 0.05)), ("green", (-0.12, 0.1)), ("blue", (0.0, -0.15))]
 
@@ -75,19 +73,12 @@ def test_the_check_can_be_turned_off():
     assert result.status != "error" and result.steps > 0  # carried out on some block, as before the check
 
 
-def test_the_runtime_reads_the_classes_training_labelled():
-    for color in COLORS:
-        for kind in ("block", "bowl"):
-            assert object_class(kind, color) == label_class(kind, color)
-
-
-def test_the_workstation_leaves_the_check_to_the_robot():
-    # It never hears where a task stands, so mid-task it would call a covered block absent; the robot's
-    # own planner checks the task's first plan in every router mode.
-    from edgeagent.offload import OffloadApp
-
-    app = OffloadApp(ModelPlanner(default_model_dir("fp32")))
-    assert app.planner.absent_below == 0
+def test_a_planner_no_executor_runs_leaves_the_check_to_the_robot():
+    # A workstation's planner (and `plan` requests) never hears where a task stands, so mid-task it would
+    # call a covered block absent; the robot's own planner checks the first plan of every task it runs.
+    fresh = ModelPlanner(default_model_dir("fp32"))
+    look = SimRobot.from_scene(list(BLOCKS), ["yellow"], seed=3).observe()
+    assert fresh.plan(look, "put the orange block in the yellow bowl").calls
 
 
 def test_the_service_config_sets_the_check(tmp_path):
