@@ -12,6 +12,11 @@ goal, and lays the objects out again:
 - ``edge``: every object in the band along one of the four edges, centres out to the workspace's
   limit (blocks 0.28 m from the centre, the generator 0.25; bowls 0.24 m, the generator 0.23).
 
+- ``crowded``: the tasks whose goal names only the objects it is about (pick and place, offset, a stack
+  in a named order), their objects where they were, with blocks of unused colours added up to
+  ``CROWD_BLOCKS`` and, where the instruction already has to tell bowls apart (two or more), bowls up
+  to ``CROWD_BOWLS`` (``sim.families.crowd``; the generator makes at most 5 blocks and 4 bowls).
+
 - ``in-bowl``: the pick-and-place tasks (block, bowl, place) whose scene has a bowl the block is not
   bound for, with the block to move starting inside that bowl ("the red block is in the blue bowl;
   put it in the yellow one"); everything else stays where it was.
@@ -20,6 +25,7 @@ A layout where the goal already holds is drawn again. Training never reads these
 
     python benchmarks/make_heldout_layouts.py --layout cluster -o sim/scenarios/heldout-cluster.yaml
     python benchmarks/make_heldout_layouts.py --layout edge -o sim/scenarios/heldout-edge.yaml
+    python benchmarks/make_heldout_layouts.py --layout crowded -o sim/scenarios/heldout-crowded.yaml
     python benchmarks/make_heldout_layouts.py --layout in-bowl -o sim/scenarios/heldout-inbowl.yaml
 """
 
@@ -27,11 +33,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 
 import numpy as np
 
-from edgeagent.sim.families import IN_BOWL_FAMILIES, start_in_bowl
+from edgeagent.sim.families import CROWD_BLOCKS, CROWD_BOWLS, IN_BOWL_FAMILIES, crowd, start_in_bowl
 from edgeagent.sim.goals import holds
 from edgeagent.sim.scenario import dump_scenarios, load_scenarios, scenario_from_dict
 from edgeagent.sim.world import BLOCK_SIZE, BOWL_RADIUS, WORKSPACE
@@ -41,7 +48,7 @@ SOURCE = "sim/scenarios/heldout.yaml"
 #: bowl, offset, corner-relative) pick their objects by where they stand.
 FAMILIES = ("pick-place-block", "pick-place-bowl", "pick-place-place", "stack", "stack-at-place", "all-to-place",
             "all-into-bowl", "matching-bowls", "mismatched-bowls", "distinct-corners", "line")
-SEEDS = {"cluster": 17, "edge": 18}
+SEEDS = {"cluster": 17, "edge": 18, "crowded": 19}
 CLUSTER_SIDE, GAP = 0.32, 0.01
 RADIUS = {"block": BLOCK_SIZE * 0.75, "bowl": BOWL_RADIUS}
 #: How far from the centre an object's centre may be: inside the workspace with all of its footprint.
@@ -110,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         raw = yaml.safe_load(f)
     if args.layout == "in-bowl":
         out = [d for d in map(in_bowl, raw) if d is not None]
+    elif args.layout == "crowded":  # crowded scenes of the same kind are a training option (--crowded)
+        rng = np.random.default_rng(SEEDS[args.layout])
+        out = [{**c, "name": f"{d['name']}-crowded"} for d in raw
+               if (c := crowd(d, rng, CROWD_BLOCKS, CROWD_BOWLS)) is not d]
     else:
         rng = np.random.default_rng(SEEDS[args.layout])
         out = [relay(d, args.layout, rng) for d in raw if d.get("family") in FAMILIES]

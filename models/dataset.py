@@ -421,7 +421,7 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
                      seed: int = 0, S: int = 96, G: int = 12, K: int = 4, A: int = 2, workers: int = 2,
                      weights: dict[str, float] | None = None, progress: bool = True,
                      policy: str | Path | None = None, policy_share: float | None = None,
-                     view: View | None = None, in_bowl: float = 0.0) -> dict[str, Any]:
+                     view: View | None = None, in_bowl: float = 0.0, crowded: float = 0.0) -> dict[str, Any]:
     """Generate ``scenarios`` scenarios (spread over ``families``) into shards; returns meta.
 
     ``weights`` (family -> relative weight, default 1) gives some families more scenarios than others,
@@ -432,7 +432,9 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     ``policy_share`` of the episodes (default ``POLICY_SHARE``), the expert labelling every state (see
     the module docstring). ``view`` (default: the camera view) is how frames become model images.
     ``in_bowl`` is the share of pick-and-place scenes whose block to move starts inside a bowl
-    (``sim.families.generate``); the generator never starts one so otherwise.
+    (``sim.families.generate``); the generator never starts one so otherwise. ``crowded`` is the share
+    of scenes of ``sim.families.CROWD_FAMILIES`` with blocks and bowls added around the task's, up to 7
+    and 4 (the families draw at most 5 and 4).
     """
     from edgeagent.errors import ConfigError
     from edgeagent.sim.families import FAMILIES, generate
@@ -452,7 +454,9 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
     # A family's scenarios do not depend on the others asked for, so weights change only how many.
     if not 0.0 <= in_bowl <= 1.0:
         raise ConfigError(f"--start-in-bowl {in_bowl} is a share of scenes: give a number in [0, 1]")
-    by_family = [generate([n], c, seed, in_bowl=in_bowl) for n, c in zip(names, counts)]
+    if not 0.0 <= crowded <= 1.0:
+        raise ConfigError(f"--crowded {crowded} is a share of scenes: give a number in [0, 1]")
+    by_family = [generate([n], c, seed, in_bowl=in_bowl, crowded=crowded) for n, c in zip(names, counts)]
     # Interleave families so every chunk (and shard) mixes them.
     items = [fam[i] for i in range(per_family) for fam in by_family if i < len(fam)]
     prims = primitive_table()
@@ -525,8 +529,10 @@ def generate_dataset(out_dir: str | Path, *, families: list[str] | None = None, 
                             + (f"; {policy_share:.0%} of the episodes driven by {policy_info['model_id']} "
                                f"(on-policy states, expert labels)" if policy_info else "")
                             + (f"; {in_bowl:.0%} of the pick-and-place scenes with the block starting in a bowl"
-                               if in_bowl else "")),
-            "policy": policy_info, "in_bowl": in_bowl,
+                               if in_bowl else "")
+                            + (f"; {crowded:.0%} of the scenes that name their objects crowded with more"
+                               if crowded else "")),
+            "policy": policy_info, "in_bowl": in_bowl, "crowded": crowded,
             "generation_s": round(time.time() - t0, 1)}
     write_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta

@@ -289,7 +289,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
           family_weights: dict[str, float] | None = None, init: str | Path | None = None, command: str | None = None,
           ema_decay: float = DEFAULT_EMA, confidence_per_family: int = 0, progress: Callable[[str], None] | None = None,
           policy: str | Path | None = None, policy_share: float | None = None, view: str | View | None = None,
-          in_bowl: float = 0.0) -> Path:
+          in_bowl: float = 0.0, crowded: float = 0.0) -> Path:
     """Train a planner into ``out_dir``; returns the path of ``final.pt``.
 
     Without ``data_dir`` the data is generated into ``out_dir/data`` from ``scenarios`` scenarios of
@@ -353,7 +353,7 @@ def train(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int
         if not ds.is_complete(data_dir):
             ds.generate_dataset(data_dir, families=families, scenarios=scenarios, seed=seed, S=S, G=G, K=K,
                                 workers=workers, weights=family_weights, policy=policy, policy_share=policy_share,
-                                view=seen, in_bowl=in_bowl)
+                                view=seen, in_bowl=in_bowl, crowded=crowded)
     data = ds.load_dataset(data_dir)
     meta = data["meta"]
     made = View.from_dict(meta.get("view"))
@@ -647,6 +647,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--start-in-bowl", type=float, default=0.0, metavar="P",
                    help="share of the pick-and-place scenes whose block to move starts inside a bowl (default 0; "
                         "the generator never starts one so)")
+    p.add_argument("--crowded", type=float, default=0.0, metavar="P",
+                   help="share of the scenes that name their objects (pick and place, offset, named stacks) "
+                        "given more blocks and bowls around them, up to 7 and 4 (default 0; the generator "
+                        "draws at most 5 and 4)")
     p.add_argument("--scenarios", type=int, default=DEFAULT_SCENARIOS,
                    help=f"scenarios to generate data from (default {DEFAULT_SCENARIOS}, about 5 states each)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS})")
@@ -737,7 +741,7 @@ def run_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
           width=args.width, layers=args.layers, workers=args.workers, threads=args.threads, bf16=args.bf16,
           val_every=args.val_every, family_weights=weights, init=args.init, ema_decay=args.ema,
           confidence_per_family=args.confidence_per_family, policy=args.policy, policy_share=args.policy_share,
-          view=view_arg(args), in_bowl=args.start_in_bowl, command=command)
+          view=view_arg(args), in_bowl=args.start_in_bowl, crowded=args.crowded, command=command)
     return 0
 
 

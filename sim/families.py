@@ -12,6 +12,7 @@ so the referent is unambiguous by a clear margin.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -302,6 +303,12 @@ def _point_segment_distance(px, py, ax, ay, bx, by) -> float:
     return float(np.hypot(px - (ax + t * dx), py - (ay + t * dy)))
 
 
+#: An offset task's landing band ends this far from the centre along its direction, and other objects
+#: keep this far from it (bowls would swallow the block, blocks stack it); ``crowd`` keeps it clear too.
+_BAND_END = 0.27
+_BAND_CLEAR = {"block": 0.07, "bowl": 0.10}
+
+
 def _offset(rng) -> _Draft:
     s = _Scene(rng)
     direction = str(rng.choice(list(DIRECTIONS)))
@@ -314,19 +321,18 @@ def _offset(rng) -> _Draft:
     a = blocks[0]
     ref = bowls[0] if ref_kind == "bowl" else blocks[1]
     # Keep the middle of the band inside the workspace: reference at most 0.27 - mid along the direction.
-    reach = 0.27 - (lo + hi) / 2
+    reach = _BAND_END - (lo + hi) / 2
     lim = _limit(ref_kind)
     box = (-lim, reach, -lim, lim) if ux > 0 else (-reach, lim, -lim, lim) if ux < 0 else \
         (-lim, lim, -lim, reach) if uy > 0 else (-lim, lim, -reach, lim)
     rx, ry = s.add(ref_kind, ref, box=box)
-    along_room = 0.27 - (rx * ux + ry * uy)
+    along_room = _BAND_END - (rx * ux + ry * uy)
     end = min(hi, along_room)
     seg = (rx + ux * lo, ry + uy * lo, rx + ux * end, ry + uy * end)
 
     def clear_of_band(kind):
         # Nothing may sit where the moved block should land (bowls would swallow it, blocks stack it).
-        need = 0.10 if kind == "bowl" else 0.07
-        return lambda x, y: _point_segment_distance(x, y, *seg) >= need
+        return lambda x, y: _point_segment_distance(x, y, *seg) >= _BAND_CLEAR[kind]
 
     s.add_all("bowl", [b for b in bowls if b != ref], ok=clear_of_band("bowl"))
     s.add_all("block", [c for c in blocks if c not in (a, ref)], ok=clear_of_band("block"))
@@ -471,14 +477,69 @@ def start_in_bowl(scenario: dict, rng: np.random.Generator | None) -> dict:
     return out
 
 
-def generate(families: list[str] | None, count: int, seed: int, *, in_bowl: float = 0.0) -> list[dict]:
+#: Families whose goal names only the objects the task is about, so that objects added around them
+#: (``crowd``) leave the task and its goal as they were; a stack of "all the blocks" is left out.
+CROWD_FAMILIES = ("pick-place-block", "pick-place-bowl", "pick-place-place", "offset", "stack")
+#: The most blocks and bowls ``crowd`` makes a scene hold (the families draw at most 5 and 4).
+CROWD_BLOCKS, CROWD_BOWLS = 7, 4
+def crowd(scenario: dict, rng: np.random.Generator, blocks: int | None = None, bowls: int | None = None) -> dict:
+    """``scenario`` with blocks and bowls of unused colours added where the families could have put
+    them (clear of every object, and of an offset task's landing band), its own objects where they
+    were: up to ``blocks`` blocks and ``bowls`` bowls in all (default: drawn up to ``CROWD_BLOCKS`` /
+    ``CROWD_BOWLS``), as many as fit. Bowls are added only where the instruction already has to tell
+    two or more apart ("the bowl" stays one bowl). Unchanged outside ``CROWD_FAMILIES``, and for a goal
+    or instruction about all the blocks, whose meaning an added block would change."""
+    if scenario.get("family") not in CROWD_FAMILIES or "all" in str(scenario["goal"]) \
+            or re.search(r"\ball\b", scenario["instruction"].lower()):
+        return scenario
+    scene = scenario["scene"]
+    items = {"block": [dict(b) for b in scene.get("blocks", [])], "bowl": [dict(b) for b in scene.get("bowls", [])]}
+    placed = [(kind, tuple(o["at"])) for kind, objs in items.items() for o in objs]
+    band = _landing_band(scenario["goal"], items)
+    want = {"block": blocks if blocks is not None else _count(rng, len(items["block"]), CROWD_BLOCKS),
+            "bowl": 0 if len(items["bowl"]) < 2 else
+            bowls if bowls is not None else _count(rng, len(items["bowl"]), CROWD_BOWLS)}
+    for kind in ("block", "bowl"):
+        spare = [c for c in COLORS if c not in {o["color"] for o in items[kind]}]
+        lim = _limit(kind)
+        for color in rng.permutation(spare)[: max(0, want[kind] - len(items[kind]))]:
+            for _ in range(200):
+                x, y = (round(float(v), 3) for v in rng.uniform(-lim, lim, 2))
+                if all(np.hypot(x - px, y - py) >= _clearance(kind, k) for k, (px, py) in placed) and \
+                        (band is None or _point_segment_distance(x, y, *band) >= _BAND_CLEAR[kind]):
+                    placed.append((kind, (x, y)))
+                    items[kind].append({"color": str(color), "at": [x, y]})
+                    break
+            else:
+                break  # no room left for another one of this kind
+    return {**scenario, "scene": {**scene, "blocks": items["block"], "bowls": items["bowl"]}}
+
+
+def _landing_band(goal: list, items: dict) -> tuple[float, float, float, float] | None:
+    """The segment an offset goal's block should land on, as ``_offset`` keeps it clear; else None."""
+    offset = next((g["offset"] for g in goal if "offset" in g), None)
+    if offset is None:
+        return None
+    _, ref, direction, amount = offset
+    color, kind = ref.split()
+    rx, ry = next(o["at"] for o in items[kind] if o["color"] == color)
+    ux, uy = DIRECTIONS[direction]
+    lo, hi = AMOUNTS[amount]
+    end = min(hi, _BAND_END - (rx * ux + ry * uy))
+    return rx + ux * lo, ry + uy * lo, rx + ux * end, ry + uy * end
+
+
+def generate(families: list[str] | None, count: int, seed: int, *, in_bowl: float = 0.0,
+             crowded: float = 0.0) -> list[dict]:
     """``count`` scenarios per family (all families when ``families`` is None), named
     "<family>-<seed>-<i>". The same arguments always give the same scenarios, and a family's
     scenarios do not depend on which other families are asked for.
 
     ``in_bowl`` (training data only; default 0: scenes as always) is the share of pick-and-place
     scenarios whose block to move starts inside a bowl (``start_in_bowl``), drawn from a random stream
-    of their own so the other scenarios stay as they are.
+    of their own so the other scenarios stay as they are. ``crowded`` (training data only; default 0)
+    is the share of scenarios of ``CROWD_FAMILIES`` with objects added around the task's (``crowd``),
+    from a stream of their own too.
 
     Raises ScenarioError for an unknown family name, a negative count or a negative seed.
     """
@@ -491,6 +552,8 @@ def generate(families: list[str] | None, count: int, seed: int, *, in_bowl: floa
         raise ScenarioError(f"count and seed must be >= 0, got count={count}, seed={seed}")
     if not 0.0 <= in_bowl <= 1.0:
         raise ScenarioError(f"in_bowl is a share of scenarios in [0, 1], got {in_bowl}")
+    if not 0.0 <= crowded <= 1.0:
+        raise ScenarioError(f"crowded is a share of scenarios in [0, 1], got {crowded}")
     out = []
     for name in names:
         for i in range(count):
@@ -500,5 +563,9 @@ def generate(families: list[str] | None, count: int, seed: int, *, in_bowl: floa
                 own = np.random.default_rng([seed, zlib.crc32(name.encode()), i, 1])
                 if own.random() < in_bowl:
                     sc = start_in_bowl(sc, own)
+            if crowded and name in CROWD_FAMILIES:
+                own = np.random.default_rng([seed, zlib.crc32(name.encode()), i, 2])
+                if own.random() < crowded:
+                    sc = crowd(sc, own)
             out.append(sc)
     return out

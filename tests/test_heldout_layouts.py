@@ -72,3 +72,20 @@ def test_the_in_bowl_set_is_what_the_script_writes_and_no_goal_holds_at_the_star
         sc = scenario_from_dict(d, source="<test>", index=0)
         world = sc.build_world()
         assert not holds(sc.bound_goal(world), world), d["name"]
+
+
+def test_the_crowded_set_is_what_the_script_writes_with_seven_blocks_and_the_same_tasks(tmp_path):
+    from make_heldout_layouts import main
+
+    out = tmp_path / "crowded.yaml"
+    assert main(["--layout", "crowded", "-o", str(out)]) == 0
+    assert out.read_text() == (ROOT / "sim" / "scenarios" / "heldout-crowded.yaml").read_text()
+    source = {d["name"]: d for d in yaml.safe_load((ROOT / SOURCE).read_text())}
+    for d in yaml.safe_load(out.read_text()):
+        src = source[d["name"].removesuffix("-crowded")]
+        assert (d["instruction"], d["goal"]) == (src["instruction"], src["goal"])
+        assert len(d["scene"]["blocks"]) == 7
+        assert all(o in d["scene"][k] for k in ("blocks", "bowls") for o in src["scene"].get(k, []))
+        sc = scenario_from_dict(d, source="<test>", index=0)
+        world = sc.build_world()
+        assert not holds(sc.bound_goal(world), world), d["name"]

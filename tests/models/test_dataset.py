@@ -99,6 +99,14 @@ def test_start_in_bowl_is_recorded_and_a_bad_share_refused(tmp_path):
         ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, in_bowl=2.0, progress=False)
 
 
+def test_crowded_is_recorded_and_a_bad_share_refused(tmp_path):
+    meta = ds.generate_dataset(tmp_path / "a", families=["offset"], scenarios=3, seed=3, workers=1,
+                               progress=False, crowded=1.0)
+    assert meta["crowded"] == 1.0 and "crowded with more" in meta["description"]
+    with pytest.raises(ConfigError, match="--crowded"):
+        ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, crowded=2.0, progress=False)
+
+
 def test_bad_family_weights_are_refused_with_the_families(tmp_path):
     with pytest.raises(ConfigError, match="line.*families: pick-place-bowl, stack"):
         ds.generate_dataset(tmp_path, families=FAMILIES, scenarios=2, weights={"line": 2}, progress=False)

@@ -10,7 +10,7 @@ import pytest
 from edgeagent.cli import main
 from edgeagent.errors import ScenarioError
 from edgeagent.sim.expert import expert_calls
-from edgeagent.sim.families import FAMILIES, generate, start_in_bowl
+from edgeagent.sim.families import CROWD_BLOCKS, CROWD_BOWLS, CROWD_FAMILIES, FAMILIES, crowd, generate, start_in_bowl
 from edgeagent.sim.goals import holds, unmet
 from edgeagent.sim.phrasing import PHRASED_FAMILIES, phrase
 from edgeagent.sim.robot import SimRobot
@@ -263,3 +263,53 @@ def test_start_in_bowl_without_a_draw_takes_the_first_spare_bowl_and_adds_none()
             (_, (mover, _)), = out["goal"][0].items()
             at = next(b["at"] for b in out["scene"]["blocks"] if f"{b['color']} block" == mover)
             assert at == s["scene"]["bowls"][0]["at"] and out["scene"]["bowls"] == s["scene"]["bowls"]
+
+
+def _objects(d: dict) -> dict[tuple[str, str], tuple[float, float]]:
+    return {(kind[:-1], o["color"]): tuple(o["at"]) for kind in ("blocks", "bowls") for o in d["scene"].get(kind, [])}
+
+
+def test_crowded_scenes_keep_the_task_and_its_objects_and_add_others_where_the_families_could():
+    names = [*CROWD_FAMILIES, "all-into-bowl", "line"]
+    plain, crowded = generate(names, 10, 13), generate(names, 10, 13, crowded=1.0)
+    assert generate(names, 10, 13, crowded=0.0) == plain
+    grew = 0
+    for a, b in zip(plain, crowded):
+        assert (a["instruction"], a["goal"]) == (b["instruction"], b["goal"])
+        before, after = _objects(a), _objects(b)
+        assert {k: after[k] for k in before} == before  # the task's objects stay where they were
+        if a["family"] not in CROWD_FAMILIES or " all " in f" {a['instruction'].lower()} ":
+            assert a == b, a["name"]
+            continue
+        added = set(after) - set(before)
+        grew += bool(added)
+        assert sum(k == "block" for k, _ in after) <= CROWD_BLOCKS and sum(k == "bowl" for k, _ in after) <= CROWD_BOWLS
+        if sum(k == "bowl" for k, _ in before) < 2:  # "the bowl" must stay one bowl
+            assert not any(k == "bowl" for k, _ in added), a["name"]
+        pts = list(after.items())
+        for i, ((k1, c1), p) in enumerate(pts):  # every pair as clear as the families keep them
+            for (k2, c2), q in pts[i + 1:]:
+                need = {"block": 0.03, "bowl": 0.06}
+                assert np.hypot(p[0] - q[0], p[1] - q[1]) >= need[k1] + need[k2] + 0.03 - 1e-9, (b["name"], c1, c2)
+        sc = scenario_from_dict(b, source="<test>", index=0)
+        world = sc.build_world()
+        goal = sc.bound_goal(world)
+        assert not holds(goal, world)
+        robot = SimRobot(world, seed=sc.scene.seed)
+        with robot:
+            for _ in range(sc.max_steps):
+                calls = expert_calls(world, goal)
+                if not calls:
+                    break
+                assert robot.execute(calls[0]).ok
+        assert holds(goal, world), (b["name"], unmet(goal, world))
+    assert grew >= 30
+    with pytest.raises(ScenarioError, match="crowded"):
+        generate(names, 1, 9, crowded=-0.1)
+
+
+def test_crowd_fills_a_scene_to_the_counts_asked_for():
+    src = next(d for d in generate(["pick-place-bowl"], 40, 5) if len(d["scene"]["bowls"]) >= 2)
+    out = crowd(src, np.random.default_rng(0), CROWD_BLOCKS, CROWD_BOWLS)
+    assert len(out["scene"]["blocks"]) == CROWD_BLOCKS and len(out["scene"]["bowls"]) == CROWD_BOWLS
+    assert len({o["color"] for o in out["scene"]["blocks"]}) == CROWD_BLOCKS
