@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 from edgeagent.cli import main
 from edgeagent.errors import ScenarioError
@@ -210,6 +211,17 @@ def test_cli_generate_writes_a_loadable_file_and_says_so(tmp_path, capsys):
     assert [s.name for s in loaded] == [f"{f}-4-{i}" for f in ("stack", "line") for i in range(3)]
     assert main(["scenarios", "generate", "--families", "nope", "-o", str(tmp_path / "x.yaml")]) == 2
     assert "known: pick-place-block" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_cli_generate_makes_crowded_and_in_bowl_scenes_on_request(tmp_path, capsys):
+    out = tmp_path / "c.yaml"
+    assert main(["scenarios", "generate", "--families", "offset,pick-place-bowl", "--count", "4", "--seed", "4",
+                 "--crowded", "1", "--start-in-bowl", "1", "-o", str(out)]) == 0
+    assert [s["scene"] for s in yaml.safe_load(out.read_text())] == \
+        [s["scene"] for s in generate(["offset", "pick-place-bowl"], 4, 4, in_bowl=1.0, crowded=1.0)]
+    assert main(["scenarios", "generate", "--crowded", "2", "-o", str(tmp_path / "x.yaml")]) == 2
+    assert "crowded is a share" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
 
 
