@@ -91,20 +91,15 @@ def test_family_weights_give_a_family_more_scenarios_of_the_same_kind(tmp_path):
     assert generate(["stack"], 3, 3)[:2] == generate(["stack"], 2, 3)
 
 
-def test_start_in_bowl_is_recorded_and_a_bad_share_refused(tmp_path):
-    meta = ds.generate_dataset(tmp_path / "a", families=["pick-place-bowl"], scenarios=3, seed=3, workers=1,
-                               progress=False, in_bowl=1.0)
-    assert meta["in_bowl"] == 1.0 and "block starting in a bowl" in meta["description"]
-    with pytest.raises(ConfigError, match="start-in-bowl"):
-        ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, in_bowl=2.0, progress=False)
-
-
-def test_crowded_is_recorded_and_a_bad_share_refused(tmp_path):
-    meta = ds.generate_dataset(tmp_path / "a", families=["offset"], scenarios=3, seed=3, workers=1,
-                               progress=False, crowded=1.0)
-    assert meta["crowded"] == 1.0 and "crowded with more" in meta["description"]
-    with pytest.raises(ConfigError, match="--crowded"):
-        ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, crowded=2.0, progress=False)
+@pytest.mark.parametrize("option, family, said, flag", [
+    ("in_bowl", "pick-place-bowl", "block starting in a bowl", "--start-in-bowl"),
+    ("crowded", "offset", "crowded with more", "--crowded")])
+def test_scene_options_are_recorded_and_a_bad_share_refused(tmp_path, option, family, said, flag):
+    meta = ds.generate_dataset(tmp_path / "a", families=[family], scenarios=3, seed=3, workers=1,
+                               progress=False, **{option: 1.0})
+    assert meta[option] == 1.0 and said in meta["description"]
+    with pytest.raises(ConfigError, match=flag):
+        ds.generate_dataset(tmp_path / "b", families=FAMILIES, scenarios=2, progress=False, **{option: 2.0})
 
 
 def test_bad_family_weights_are_refused_with_the_families(tmp_path):

@@ -252,17 +252,21 @@ def test_in_bowl_scenes_are_solved_by_the_expert_and_not_already_done(tmp_path):
     items = generate(["pick-place-bowl", "pick-place-place"], 8, 11, in_bowl=1.0)
     dump_scenarios(items, tmp_path / "in-bowl.yaml")
     for sc in load_scenarios([tmp_path / "in-bowl.yaml"]):
-        world = sc.build_world()
-        goal = sc.bound_goal(world)
-        assert not holds(goal, world)
-        robot = SimRobot(world, seed=sc.scene.seed)
-        with robot:
-            for _ in range(sc.max_steps):
-                calls = expert_calls(world, goal)
-                if not calls:
-                    break
-                assert robot.execute(calls[0]).ok
-        assert holds(goal, world), (sc.name, unmet(goal, world))
+        _expert_solves_and_not_already_done(sc)
+
+
+def _expert_solves_and_not_already_done(sc) -> None:
+    world = sc.build_world()
+    goal = sc.bound_goal(world)
+    assert not holds(goal, world), sc.name
+    robot = SimRobot(world, seed=sc.scene.seed)
+    with robot:
+        for _ in range(sc.max_steps):
+            calls = expert_calls(world, goal)
+            if not calls:
+                break
+            assert robot.execute(calls[0]).ok
+    assert holds(goal, world), (sc.name, unmet(goal, world))
 
 
 def test_start_in_bowl_without_a_draw_takes_the_first_spare_bowl_and_adds_none():
@@ -303,18 +307,7 @@ def test_crowded_scenes_keep_the_task_and_its_objects_and_add_others_where_the_f
             for (k2, c2), q in pts[i + 1:]:
                 need = {"block": 0.03, "bowl": 0.06}
                 assert np.hypot(p[0] - q[0], p[1] - q[1]) >= need[k1] + need[k2] + 0.03 - 1e-9, (b["name"], c1, c2)
-        sc = scenario_from_dict(b, source="<test>", index=0)
-        world = sc.build_world()
-        goal = sc.bound_goal(world)
-        assert not holds(goal, world)
-        robot = SimRobot(world, seed=sc.scene.seed)
-        with robot:
-            for _ in range(sc.max_steps):
-                calls = expert_calls(world, goal)
-                if not calls:
-                    break
-                assert robot.execute(calls[0]).ok
-        assert holds(goal, world), (b["name"], unmet(goal, world))
+        _expert_solves_and_not_already_done(scenario_from_dict(b, source="<test>", index=0))
     assert grew >= 30
     with pytest.raises(ScenarioError, match="crowded"):
         generate(names, 1, 9, crowded=-0.1)
