@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import sys
 
 import numpy as np
