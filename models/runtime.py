@@ -317,7 +317,9 @@ class ModelPlanner:
         words = [self.tokenizer.vocab[i] for i in self.tokenizer.ids(instruction)]
         for color, kind in named_objects(words):
             kinds = (kind,) if kind else ("block", "bowl")
-            score = max(best[object_class(k, color)] for k in kinds if object_class(k, color) < best.shape[0])
+            # A map without the class (fewer classes than the palette) cannot tell: count it present.
+            score = max((best[object_class(k, color)] for k in kinds if object_class(k, color) < best.shape[0]),
+                        default=1.0)
             if score < self.absent_below:
                 what = f"the {color} {kind}" if kind else f"{color} (no {color} block or bowl)"
                 raise InstructionError(

@@ -77,6 +77,8 @@ def test_the_in_bowl_set_is_what_the_script_writes_and_no_goal_holds_at_the_star
 def test_the_crowded_set_is_what_the_script_writes_with_seven_blocks_and_the_same_tasks(tmp_path):
     from make_heldout_layouts import main
 
+    expert = make_planner("expert", PlannerContext())
+
     out = tmp_path / "crowded.yaml"
     assert main(["--layout", "crowded", "-o", str(out)]) == 0
     assert out.read_text() == (ROOT / "sim" / "scenarios" / "heldout-crowded.yaml").read_text()
@@ -89,3 +91,4 @@ def test_the_crowded_set_is_what_the_script_writes_with_seven_blocks_and_the_sam
         sc = scenario_from_dict(d, source="<test>", index=0)
         world = sc.build_world()
         assert not holds(sc.bound_goal(world), world), d["name"]
+        assert run_scenario(sc, expert)[0].success, d["name"]

@@ -90,3 +90,14 @@ def test_the_service_config_sets_the_check(tmp_path):
     cfg = load_service_config(tmp_path / "robot.yaml")
     assert build_planner(cfg.planner, registry, source_cfg=cfg).absent_below == 0
     assert build_planner(load_service_config(None).planner, registry).absent_below == 0.05
+
+
+def test_a_map_without_the_named_class_does_not_refuse(planner):
+    import numpy as np
+
+    from edgeagent.errors import InstructionError
+
+    few = np.full((1, 144, 3), 1 / 3, np.float32)  # a map of 3 classes: none, blue block, red block
+    planner._check_in_view(few, "put the orange block in the yellow bowl")  # cannot tell: no refusal
+    with pytest.raises(InstructionError, match="names the red block"):
+        planner._check_in_view(np.zeros((1, 144, 3), np.float32), "put the red block in the yellow bowl")
