@@ -84,8 +84,9 @@ class PlannerConfig:
     # onnxruntime execution providers and their options (jetson/providers.py).
     providers: ProviderConfig = field(default_factory=ProviderConfig)
     # model: refuse an instruction naming a block or bowl that the model's object map scores below this
-    # everywhere in the first frame of a task (models/README.md, "Absent objects"); 0 turns it off.
-    absent_below: float = 0.05
+    # everywhere in the first frame of a task (models/README.md, "Absent objects"); 0 turns it off;
+    # null = the model manifest's absent_below (the shipped model's: 0.05).
+    absent_below: float | None = None
     # Keyword arguments for an import-path class.
     options: dict = field(default_factory=dict)
 
@@ -292,7 +293,7 @@ def _check_planner(cfg, p: PlannerConfig, key: str) -> None:
                           "Python class as 'package.module:Class'")
     if p.engine not in ("onnxruntime", "tensorrt"):
         raise ConfigError(f"{_where(cfg, key + '.engine')}: choose onnxruntime or tensorrt, got {p.engine!r}")
-    if not 0.0 <= p.absent_below < 1.0:
+    if p.absent_below is not None and not 0.0 <= p.absent_below < 1.0:
         raise ConfigError(f"{_where(cfg, key + '.absent_below')}: a probability in [0, 1) (0 turns the check off), "
                           f"got {p.absent_below}")
 

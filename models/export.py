@@ -83,12 +83,15 @@ def onnx_bytes(net, cycles: int, objects: bool = True) -> bytes:
 
 def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | None = None,
                 name: str | None = None, confidence_threshold: float | None = None,
-                eval_figures: dict | None = None, objects: bool = True) -> Path:
+                eval_figures: dict | None = None, objects: bool = True,
+                absent_below: float | None = None) -> Path:
     """Write ``out_dir/planner.onnx`` and ``out_dir/manifest.json``; returns the ONNX path.
 
     ``objects`` (default on) adds the ``patch_objects`` output, the object head training fits, by
     which the runtime refuses instructions naming objects not in view; off for a net whose object head
-    was never trained (random weights), whose map would call everything absent.
+    was never trained (random weights), whose map would call everything absent. ``absent_below`` is the
+    map's score under which the runtime calls a named object absent, measured on this model
+    (``benchmarks/absent_scores.py``); None leaves the runtime's default.
 
     ``cycles`` defaults to the checkpoint's training setting. Refuses a non-empty ``out_dir`` that
     does not already hold an export (so a typo never overwrites unrelated files).
@@ -103,6 +106,9 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
         raise ModelError(f"{out_dir}: folder is not empty and holds no previous export ({MANIFEST_NAME}); "
                          "choose an empty or new folder")
+    if absent_below is not None and not (objects and 0.0 <= absent_below < 1.0):
+        raise ModelError(f"absent_below {absent_below}: give a probability in [0, 1), for an export with the "
+                         "patch_objects output (not --no-objects)")
     ckpt = load_checkpoint(checkpoint)
     net = build_net(ckpt)
     cfg = net.cfg
@@ -121,7 +127,8 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         primitives=tuple(PrimitiveSpec(p["name"], tuple(p["args"])) for p in ckpt["primitives"]),
         precision="fp32", sha256=hashlib.sha256(data).hexdigest(),
         confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}),
-        view=View.from_dict(ckpt.get("view")), objects=cfg.objects if objects else 0)
+        view=View.from_dict(ckpt.get("view")), objects=cfg.objects if objects else 0,
+        absent_below=None if absent_below is None or not cfg.objects else float(absent_below))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     write_atomic(onnx_path, data)

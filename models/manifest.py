@@ -106,6 +106,9 @@ class Manifest:
     view: View = field(default_factory=View)
     # Object classes of the optional ``patch_objects`` output; 0: the graph has none (files before it).
     objects: int = 0
+    # A named object no patch of ``patch_objects`` shows with at least this probability is absent (the
+    # runtime refuses the instruction); picked per model on its own map. None: the runtime's default.
+    absent_below: float | None = None
     format: int = FORMAT
 
     def __post_init__(self) -> None:
@@ -138,7 +141,8 @@ class Manifest:
                 "sha256": self.sha256, "inputs": _plain(self.inputs), "outputs": _plain(self.outputs),
                 "confidence_threshold": self.confidence_threshold, "view": self.view.to_dict(),
                 "training": _plain(self.training), "eval": _plain(self.eval),
-                **({"objects": self.objects} if self.objects else {})}
+                **({"objects": self.objects} if self.objects else {}),
+                **({"absent_below": self.absent_below} if self.absent_below is not None else {})}
 
     @staticmethod
     def from_dict(d: Any, where: str = "manifest") -> "Manifest":
@@ -158,7 +162,7 @@ def _plain(value: Any) -> Any:
 # -- parsing ------------------------------------------------------------------------------------------
 _REQUIRED = ("format", "name", "S", "T", "K", "G", "A", "vocab", "primitives", "precision", "sha256")
 _KNOWN = set(_REQUIRED) | {"created", "cycles", "inputs", "outputs", "confidence_threshold", "view", "training",
-                           "eval", "objects"}
+                           "eval", "objects", "absent_below"}
 _FIX = "re-export the model (edgeagent model export / quantize) so the manifest is written by the tools"
 
 
@@ -214,6 +218,12 @@ def _parse(d: Any, where: str) -> Manifest:
     conf = d.get("confidence_threshold", 0.5)
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
         raise _bad(where, "confidence_threshold", f"must be a number in [0, 1], got {conf!r:.20}")
+    absent = d.get("absent_below")
+    if absent is not None and (isinstance(absent, bool) or not isinstance(absent, (int, float))
+                               or not 0.0 <= absent < 1.0):
+        raise _bad(where, "absent_below", f"must be a probability in [0, 1), got {absent!r:.20}")
+    if absent is not None and not d.get("objects"):
+        raise _bad(where, "absent_below", "needs the patch_objects output, and 'objects' says the graph has none")
     for key in ("inputs", "outputs", "training", "eval"):
         if not isinstance(d.get(key, {}), Mapping):
             raise _bad(where, key, "must be a JSON object")
@@ -229,7 +239,8 @@ def _parse(d: Any, where: str) -> Manifest:
                  confidence_threshold=float(conf), inputs=dict(d.get("inputs", {})),
                  outputs=dict(d.get("outputs", {})), training=dict(d.get("training", {})),
                  eval=dict(d.get("eval", {})), view=view,
-                 objects=_int(d, "objects", where, minimum=0) if "objects" in d else 0)
+                 objects=_int(d, "objects", where, minimum=0) if "objects" in d else 0,
+                 absent_below=None if absent is None else float(absent))
     _check_declared_io(m, where)
     return m
 

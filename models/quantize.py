@@ -117,12 +117,14 @@ class FeedReader:
 def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, seed: int = 0,
              op_types: Sequence[str] = OP_TYPES, keep_float: Sequence[str] = KEEP_FLOAT,
              feeds: Iterable[dict[str, np.ndarray]] | None = None,
-             confidence_threshold: float | None = None, method: str = "percentile") -> Path:
+             confidence_threshold: float | None = None, method: str = "percentile",
+             absent_below: float | None = None) -> Path:
     """Quantise the FP32 model folder ``fp32_dir`` into ``out_dir`` (planner.onnx + manifest.json).
 
     ``feeds`` replaces the simulator frames (e.g. frames from the real camera, preprocessed with
     ``runtime.model_input``). ``confidence_threshold`` replaces the FP32 manifest's in the INT8 one
-    (INT8 confidence differs a little; calibrate it on the INT8 model). ``method`` is one of
+    (INT8 confidence differs a little; calibrate it on the INT8 model), ``absent_below`` the FP32
+    manifest's absent-object score (``benchmarks/absent_scores.py``). ``method`` is one of
     ``METHODS``. Returns the INT8 ONNX path. Deterministic in ``seed``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -138,6 +140,9 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
         raise ModelError(f"{out_dir}: is the FP32 model's folder; write the INT8 model to another folder")
     if method not in METHODS:
         raise ModelError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
+    if absent_below is not None and not (manifest.objects and 0.0 <= absent_below < 1.0):
+        raise ModelError(f"absent_below {absent_below}: give a probability in [0, 1), for a model with the "
+                         f"patch_objects output ({fp32_path} has {'it' if manifest.objects else 'none'})")
     if calibration_frames < 1 and feeds is None:
         raise ModelError(f"calibration_frames must be >= 1, got {calibration_frames}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +175,7 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
         precision="int8", sha256=file_sha256(target), created=now_iso(), eval={},
         confidence_threshold=(manifest.confidence_threshold if confidence_threshold is None
                               else float(confidence_threshold)),
+        absent_below=manifest.absent_below if absent_below is None else float(absent_below),
         training={**manifest.training, "quantization": {
             "method": f"onnxruntime quantize_static, QDQ, int8 symmetric, per-channel weights, {ranges}",
             "ranges": ranges,

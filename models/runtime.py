@@ -34,7 +34,8 @@ _TOKEN_CACHE = 64
 #: How many camera models a table-view planner remembers having checked (a robot has one or two).
 _CAMERA_CACHE = 8
 #: A named object that no patch of the model's ``patch_objects`` map shows with at least this
-#: probability is not in view. On v15, every one of 1,222 objects present in held-out first frames
+#: probability is not in view, for a manifest that does not give its own ``absent_below``. On v15
+#: (whose manifests give this value), every one of 1,222 objects present in held-out first frames
 #: scored 0.08 or more, and 99.8% of 3,778 absent ones less (models/README.md, "Instructions it cannot
 #: act on").
 ABSENT = 0.05
@@ -204,13 +205,14 @@ class ModelPlanner:
     orders onnxruntime's providers (TensorRT -> CUDA -> CPU by default). ``remember_failures`` (default on)
     moves a pick the executor reported failed twice at one spot, and a place that would put the block
     just taken up back where it was, to the model's next-best spot (models/retry.py); off, every plan
-    comes from the frame alone. ``absent_below`` (default ``ABSENT``; 0 turns it off) refuses, on the
-    first plan of a task an executor runs, an instruction naming a block or bowl that the model's
-    ``patch_objects`` map scores below it everywhere in the frame (models with that output only).
+    comes from the frame alone. ``absent_below`` (default: the manifest's, else ``ABSENT``; 0 turns it
+    off) refuses, on the first plan of a task an executor runs, an instruction naming a block or bowl
+    that the model's ``patch_objects`` map scores below it everywhere in the frame (models with that
+    output only).
     """
 
     def __init__(self, model_dir, *, backend=None, registry=None, provider_config=None, engine: str = "onnxruntime",
-                 remember_failures: bool = True, absent_below: float = ABSENT):
+                 remember_failures: bool = True, absent_below: float | None = None):
         from edgeagent.models.tokenizer import Tokenizer
 
         if registry is None:
@@ -238,6 +240,8 @@ class ModelPlanner:
         # checked against the frame only then (later, a block may lie under the one just set on it). A
         # planner no executor runs (a workstation's, ``plan`` requests) cannot tell, and does not check.
         self._first = False
+        if absent_below is None:
+            absent_below = ABSENT if self.manifest.absent_below is None else self.manifest.absent_below
         self.absent_below = float(absent_below)
         # Picks that failed in the current task, so a missed grasp is not repeated forever (models/retry.py).
         self.failed_picks = FailedPicks() if remember_failures else None

@@ -25,9 +25,7 @@ def test_defaults_follow_the_design():
     assert (cfg.service.endpoint, cfg.service.events) == ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
     assert cfg.router.mode == "auto" and cfg.router.offload is None and cfg.camera.kind == "sim"
     assert load_offload_config(None).endpoint == "tcp://127.0.0.1:5557"
-    from edgeagent.models.runtime import ABSENT
-
-    assert cfg.planner.absent_below == ABSENT  # the config's default is the runtime's
+    assert cfg.planner.absent_below is None  # the model manifest's
 
 
 @pytest.mark.parametrize("text, match", [

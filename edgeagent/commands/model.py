@@ -39,6 +39,10 @@ def add_parser(sub) -> None:
     e.add_argument("--no-objects", dest="objects", action="store_false",
                    help="leave out the patch_objects output, by which the runtime refuses instructions naming "
                         "objects the camera does not show (for a model whose object head is barely trained)")
+    e.add_argument("--absent-below", type=float, default=None, metavar="P",
+                   help="recorded in the manifest: a named object no patch of patch_objects shows with at least "
+                        "this probability is refused as absent (default: the runtime's, 0.05; measure one with "
+                        "python benchmarks/absent_scores.py)")
     e.set_defaults(func=run_export)
 
     q = msub.add_parser("quantize", help="INT8 Q/DQ quantization calibrated on simulator frames")
@@ -55,6 +59,8 @@ def add_parser(sub) -> None:
     q.add_argument("--threshold", type=float, default=None,
                    help="confidence threshold recorded in the INT8 manifest (default: the FP32 model's; pick one "
                         "with 'edgeagent eval ... --calibrate 0.98' on the INT8 model)")
+    q.add_argument("--absent-below", type=float, default=None, metavar="P",
+                   help="absent-object score recorded in the INT8 manifest (default: the FP32 model's)")
     q.set_defaults(func=run_quantize)
 
     f = msub.add_parser("confidence", help="refit a checkpoint's confidence on closed-loop rollouts in the simulator",
@@ -128,6 +134,8 @@ def _check_threshold(args) -> None:
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.absent_below is not None and not 0.0 <= args.absent_below < 1.0:
+        raise ConfigError(f"--absent-below must be a probability in [0, 1) (0: no check), got {args.absent_below}")
 
 
 def run_export(args) -> int:
@@ -135,7 +143,8 @@ def run_export(args) -> int:
 
     _check_threshold(args)
     path = export_onnx(args.checkpoint, args.out, cycles=args.cycles, name=args.name,
-                       confidence_threshold=args.threshold, objects=args.objects)
+                       confidence_threshold=args.threshold, objects=args.objects,
+                       absent_below=args.absent_below)
     print(f"wrote {path} and {path.parent / 'manifest.json'}")
     return 0
 
@@ -146,7 +155,8 @@ def run_quantize(args) -> int:
     _check_threshold(args)
     path = quantize(args.fp32_dir, args.out, calibration_frames=args.frames or DEFAULT_FRAMES, seed=args.seed,
                     keep_float=tuple(args.keep_float) if args.keep_float is not None else KEEP_FLOAT,
-                    confidence_threshold=args.threshold, **({"method": args.method} if args.method else {}))
+                    confidence_threshold=args.threshold, absent_below=args.absent_below,
+                    **({"method": args.method} if args.method else {}))
     print(f"wrote {path} and {path.parent / 'manifest.json'}; check it with: edgeagent model check {path.parent} "
           f"--fp32 {args.fp32_dir}")
     return 0

@@ -56,6 +56,9 @@ def test_the_object_map_output_is_declared_by_objects_and_older_manifests_have_n
     assert with_map.outputs["patch_objects"] == {"dtype": "float32", "shape": [1, with_map.G * with_map.G, 21]}
     write_manifest(with_map, tmp_path)
     assert load_manifest(tmp_path)[0].objects == 21
+    assert load_manifest(tmp_path)[0].absent_below is None  # the runtime's default
+    write_manifest(with_map.replace(absent_below=0.1), tmp_path)
+    assert load_manifest(tmp_path)[0].absent_below == 0.1
     data["outputs"]["patch_objects"] = with_map.outputs["patch_objects"]  # declared without "objects"
     with pytest.raises(ContractMismatch, match=r"'outputs.patch_objects' is not part of the model contract"):
         Manifest.from_dict(data, "m.json")
@@ -150,6 +153,8 @@ def test_declared_io_must_agree_with_the_sizes(model_dir):
     (lambda d: d.update(view={"kind": "fisheye"}), "'view' is not a view: view kind 'fisheye' is not one of camera, table"),
     (lambda d: d.update(view={"kind": "table", "half_extent_m": "0.3"}), "view half_extent_m must be a number"),
     (lambda d: d.update(view={"kind": "table", "zoom": 2}), "unknown key 'zoom'"),
+    (lambda d: d.update(absent_below=0.05), "'absent_below' needs the patch_objects output"),
+    (lambda d: d.update(objects=21, outputs={}, absent_below=1.0), "'absent_below' must be a probability in [0, 1)"),
 ])
 def test_malformed_manifests_name_the_field(model_dir, tmp_path, change, field):
     data = json.loads((model_dir / "manifest.json").read_text())

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgeagent.errors import ConfigError
+from edgeagent.errors import ConfigError, ModelError
 from edgeagent.models import dataset as ds
 from edgeagent.models import train as train_mod
 from edgeagent.models.export import export_onnx
@@ -39,7 +39,13 @@ def test_tiny_run_writes_checkpoint_and_summary_then_exports(tmp_path, data_dir)
     tokens = Tokenizer(ckpt["vocab"], 16).encode("put the red block in the blue bowl")[None]
     outs = sess.run(None, {"image": np.zeros((1, 48, 48, 3), np.uint8), "tokens": tokens})
     assert outs[0].shape == (1, 3, 1 + len(ckpt["primitives"])) and outs[3].shape == (1, 1)
-    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["cycles"] == 2
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["cycles"] == 2 and "absent_below" not in manifest  # the runtime's default
+    # The absent-object score measured on this model goes in its manifest; not for one without the map.
+    export_onnx(final, tmp_path / "model", absent_below=0.07)
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["absent_below"] == 0.07
+    with pytest.raises(ModelError, match=r"absent_below 0.07: .* \(not --no-objects\)"):
+        export_onnx(final, tmp_path / "bare", absent_below=0.07, objects=False)
 
 
 def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, data_dir, monkeypatch):
