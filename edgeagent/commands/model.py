@@ -196,6 +196,9 @@ def run_info(args) -> int:
         f"view        {m.view.describe()}",
         "primitives  " + ", ".join(f"{p.name}({', '.join(p.args)})" for p in m.primitives),
         f"threshold   confidence >= {m.confidence_threshold:g}",
+        "objects     " + (f"refuses a named object its map scores under {planner.absent_below:g} everywhere"
+                          + ("" if m.absent_below is not None else " (the runtime's default)")
+                          if m.objects else "no object map: named objects are not checked against the frame"),
     ]
     if training.get("command"):
         lines.append(f"trained     {training['command']}"

@@ -78,6 +78,7 @@ def test_model_info_describes_the_shipped_int8(capsys):
     out = capsys.readouterr().out
     manifest, _ = load_manifest(SHIPPED / "int8")
     assert manifest.name in out and f"confidence >= {manifest.confidence_threshold}" in out
+    assert f"refuses a named object its map scores under {manifest.absent_below:g} everywhere\n" in out
     quantized = next(line for line in out.splitlines() if line.startswith("quantized"))
     assert "calibration frames" in quantized and ("percentile" in quantized or "MinMax" in quantized)
     assert "nodes kept float" in quantized
