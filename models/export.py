@@ -96,7 +96,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     ``cycles`` defaults to the checkpoint's training setting. Refuses a non-empty ``out_dir`` that
     does not already hold an export (so a typo never overwrites unrelated files).
     """
-    from edgeagent.models.manifest import Manifest, PrimitiveSpec, write_manifest
+    from edgeagent.models.manifest import Manifest, PrimitiveSpec, absent_below_problem, write_manifest
     from edgeagent.models.net import count_params
     from edgeagent.models.view import View
 
@@ -106,12 +106,12 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
         raise ModelError(f"{out_dir}: folder is not empty and holds no previous export ({MANIFEST_NAME}); "
                          "choose an empty or new folder")
-    if absent_below is not None and not (objects and 0.0 <= absent_below < 1.0):
-        raise ModelError(f"absent_below {absent_below}: give a probability in [0, 1), for an export with the "
-                         "patch_objects output (not --no-objects)")
     ckpt = load_checkpoint(checkpoint)
     net = build_net(ckpt)
     cfg = net.cfg
+    problem = absent_below_problem(absent_below, bool(objects and cfg.objects))
+    if problem:
+        raise ModelError(f"absent_below {problem} (an export with --no-objects has no patch_objects output)")
     cycles = int(cycles if cycles is not None else ckpt.get("cycles", cfg.cycles))
     if cycles < 1:
         raise ModelError(f"cycles must be >= 1, got {cycles}")
@@ -128,7 +128,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
         precision="fp32", sha256=hashlib.sha256(data).hexdigest(),
         confidence_threshold=float(threshold), training=training, eval=dict(eval_figures or {}),
         view=View.from_dict(ckpt.get("view")), objects=cfg.objects if objects else 0,
-        absent_below=None if absent_below is None or not cfg.objects else float(absent_below))
+        absent_below=None if absent_below is None else float(absent_below))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     write_atomic(onnx_path, data)

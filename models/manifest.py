@@ -166,6 +166,18 @@ _KNOWN = set(_REQUIRED) | {"created", "cycles", "inputs", "outputs", "confidence
 _FIX = "re-export the model (edgeagent model export / quantize) so the manifest is written by the tools"
 
 
+def absent_below_problem(value: Any, objects: bool) -> str | None:
+    """What is wrong with ``value`` as a manifest's ``absent_below`` for a graph with (``objects``) or
+    without the ``patch_objects`` output; None when nothing is (None is always fine)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        return f"must be a probability in [0, 1), got {value!r:.20}"
+    if not objects:
+        return "needs the patch_objects output, and the graph has none"
+    return None
+
+
 def _bad(where: str, key: str, what: str) -> ContractMismatch:
     return ContractMismatch(f"{where}: field {key!r} {what}; {_FIX}")
 
@@ -219,11 +231,9 @@ def _parse(d: Any, where: str) -> Manifest:
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
         raise _bad(where, "confidence_threshold", f"must be a number in [0, 1], got {conf!r:.20}")
     absent = d.get("absent_below")
-    if absent is not None and (isinstance(absent, bool) or not isinstance(absent, (int, float))
-                               or not 0.0 <= absent < 1.0):
-        raise _bad(where, "absent_below", f"must be a probability in [0, 1), got {absent!r:.20}")
-    if absent is not None and not d.get("objects"):
-        raise _bad(where, "absent_below", "needs the patch_objects output, and 'objects' says the graph has none")
+    problem = absent_below_problem(absent, bool(d.get("objects")))
+    if problem:
+        raise _bad(where, "absent_below", problem)
     for key in ("inputs", "outputs", "training", "eval"):
         if not isinstance(d.get(key, {}), Mapping):
             raise _bad(where, key, "must be a JSON object")

@@ -28,8 +28,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from edgeagent.errors import ModelError
-from edgeagent.models.manifest import (ONNX_NAME, Manifest, file_sha256, load_manifest, now_iso, verify_file,
-                                       write_manifest)
+from edgeagent.models.manifest import (ONNX_NAME, Manifest, absent_below_problem, file_sha256, load_manifest,
+                                       now_iso, verify_file, write_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,9 @@ def quantize(fp32_dir, out_dir, *, calibration_frames: int = DEFAULT_FRAMES, see
         raise ModelError(f"{out_dir}: is the FP32 model's folder; write the INT8 model to another folder")
     if method not in METHODS:
         raise ModelError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
-    if absent_below is not None and not (manifest.objects and 0.0 <= absent_below < 1.0):
-        raise ModelError(f"absent_below {absent_below}: give a probability in [0, 1), for a model with the "
-                         f"patch_objects output ({fp32_path} has {'it' if manifest.objects else 'none'})")
+    problem = absent_below_problem(absent_below, bool(manifest.objects))
+    if problem:
+        raise ModelError(f"{fp32_path}: absent_below {problem}")
     if calibration_frames < 1 and feeds is None:
         raise ModelError(f"calibration_frames must be >= 1, got {calibration_frames}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -134,8 +134,6 @@ def _check_threshold(args) -> None:
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
-    if args.absent_below is not None and not 0.0 <= args.absent_below < 1.0:
-        raise ConfigError(f"--absent-below must be a probability in [0, 1) (0: no check), got {args.absent_below}")
 
 
 def run_export(args) -> int:

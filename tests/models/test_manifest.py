@@ -153,7 +153,7 @@ def test_declared_io_must_agree_with_the_sizes(model_dir):
     (lambda d: d.update(view={"kind": "fisheye"}), "'view' is not a view: view kind 'fisheye' is not one of camera, table"),
     (lambda d: d.update(view={"kind": "table", "half_extent_m": "0.3"}), "view half_extent_m must be a number"),
     (lambda d: d.update(view={"kind": "table", "zoom": 2}), "unknown key 'zoom'"),
-    (lambda d: d.update(absent_below=0.05), "'absent_below' needs the patch_objects output"),
+    (lambda d: d.update(absent_below=0.05), "'absent_below' needs the patch_objects output, and the graph has none"),
     (lambda d: d.update(objects=21, outputs={}, absent_below=1.0), "'absent_below' must be a probability in [0, 1)"),
 ])
 def test_malformed_manifests_name_the_field(model_dir, tmp_path, change, field):

@@ -128,8 +128,10 @@ def test_command_records_the_int8_threshold_and_refuses_one_outside_0_1(fp32_dir
                  "--threshold", "0.7"]) == 0
     assert load_manifest(tmp_path / "a")[0].confidence_threshold == 0.7
     assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "c"), "--absent-below", "0.1"]) == 2
-    assert "absent_below 0.1: give a probability in [0, 1), for a model with the patch_objects output" in \
+    assert "absent_below needs the patch_objects output, and the graph has none" in \
         capsys.readouterr().err  # the tiny planner has no object map
+    assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "c"), "--absent-below", "1.5"]) == 2
+    assert "absent_below must be a probability in [0, 1), got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
     assert main(["model", "quantize", str(fp32_dir), "--out", str(tmp_path / "b"), "--threshold", "1.5"]) == 2
     assert "--threshold must be in [0, 1]" in capsys.readouterr().err
