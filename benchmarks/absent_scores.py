@@ -59,6 +59,7 @@ def scores(model_dir, scenario_files: list[str], every: int) -> tuple[list, list
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgeagent.errors import EdgeAgentError
     from edgeagent.models.runtime import default_model_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=3, help="use every Nth scenario (default 3)")
     args = p.parse_args(argv)
     files = args.scenarios or [str(Path(__file__).resolve().parents[1] / "sim" / "scenarios" / "heldout.yaml")]
-    present, absent = scores(args.model or default_model_dir(), files, max(1, args.every))
+    try:
+        present, absent = scores(args.model or default_model_dir(), files, max(1, args.every))
+    except EdgeAgentError as exc:  # a missing or malformed scenario file or model folder: its own message
+        print(exc, file=sys.stderr)
+        return 2
     present.sort()
     absent.sort(reverse=True)
     print(f"present: {len(present)} objects, lowest scores:")

@@ -110,6 +110,7 @@ def _routing(score_fit: np.ndarray, score: np.ndarray, ok: np.ndarray, clear: fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgeagent.errors import EdgeAgentError
     from edgeagent.models.runtime import default_model_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,12 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=1, help="use every Nth scenario (default 1)")
     p.add_argument("--clear", type=float, default=0.889, help="share of first plans to clear (default 0.889)")
     args = p.parse_args(argv)
+    if not 0.0 < args.clear < 1.0:
+        p.error(f"--clear is a share of first plans in (0, 1), got {args.clear}")
     try:
         outcome = {s["name"]: bool(s["success"]) for s in json.load(open(args.run))["scenarios"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"{args.run}: not an `edgeagent eval --json` output ({exc})", file=sys.stderr)
         return 2
-    rows = measure(args.scenarios, args.model or default_model_dir(), max(1, args.every))
+    try:
+        rows = measure(args.scenarios, args.model or default_model_dir(), max(1, args.every))
+    except EdgeAgentError as exc:  # a missing or malformed scenario file or model folder: its own message
+        print(exc, file=sys.stderr)
+        return 2
     missing = [r["name"] for r in rows if r["name"] not in outcome]
     if missing:
         print(f"{args.run}: has no episode {missing[0]!r} (and {len(missing) - 1} more); run the eval on "

@@ -111,7 +111,8 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, *, cycles: int | No
     cfg = net.cfg
     problem = absent_below_problem(absent_below, bool(objects and cfg.objects))
     if problem:
-        raise ModelError(f"absent_below {problem} (an export with --no-objects has no patch_objects output)")
+        why = "this export is --no-objects" if cfg.objects else f"{checkpoint} was trained without an object map"
+        raise ModelError(f"absent_below {problem} ({why})")
     cycles = int(cycles if cycles is not None else ckpt.get("cycles", cfg.cycles))
     if cycles < 1:
         raise ModelError(f"cycles must be >= 1, got {cycles}")

@@ -1,6 +1,6 @@
 """``benchmarks/crop_agreement.py``: a crop's camera model still maps each pixel to the same table spot,
 movement counts a changed primitive as the worst case, and the script runs against a real eval's JSON
-(and says what is wrong with a JSON that is not one)."""
+(and says what is wrong with a JSON that is not one, or a scenario file it cannot read)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,8 @@ def test_the_script_reads_a_real_eval_and_refuses_a_file_that_is_not_one(tmp_pat
     proc = subprocess.run([sys.executable, script, str(scenarios), str(other)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "has no episode" in proc.stderr and str(scenarios) in proc.stderr
+
+    proc = subprocess.run([sys.executable, script, str(tmp_path / "missing.yaml"), str(run)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "missing.yaml: cannot read scenario file" in proc.stderr
+    assert "Traceback" not in proc.stderr
